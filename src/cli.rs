@@ -1,0 +1,321 @@
+//! Command line and environment: turns `argv` and `PIDVISOR_*` variables into [`Options`].
+//!
+//! Parsing is pure (no I/O, no globals) so that it is unit-tested directly. Precedence is
+//! the usual one: built-in default < environment variable < command-line flag.
+//!
+//! The first argument that is not an option starts the main command, with or without a
+//! `--` before it, so that `ENTRYPOINT ["/init"]` plus Docker's `CMD ["nginx", "-g", ...]`
+//! works unchanged: everything from there on belongs to the main command, even if it
+//! looks like one of our flags.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+
+/// Default time between the polite SIGTERM and the SIGKILL at shutdown: well under
+/// Docker's 10-second `docker stop` grace, so that our SIGKILL comes before Docker's.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// What the user asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Invocation {
+    /// Run as init, optionally with a main command.
+    Run(Options),
+    /// Print the help text and exit 0.
+    Help,
+    /// Print the version and exit 0.
+    Version,
+}
+
+/// Everything that shapes a run.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Options {
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
+    /// Time that remaining processes get between SIGTERM and SIGKILL at shutdown.
+    pub grace: Duration,
+    pub forward_to: ForwardTarget,
+    /// The main command and its arguments; empty means "run until told to stop".
+    pub command: Vec<OsString>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
+            grace: DEFAULT_GRACE,
+            forward_to: ForwardTarget::Group,
+            command: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where forwarded signals go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardTarget {
+    /// The main command's whole process group: a shell wrapper and the program it started
+    /// both hear the signal (dumb-init's default).
+    Group,
+    /// The main command's pid only (tini's default).
+    Pid,
+}
+
+/// A usage error: one line, printed before exiting with code 2.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (see 'pidvisor --help')", self.0)
+    }
+}
+
+pub const HELP: &str = "\
+pidvisor: a minimal PID 1 for containers. It reaps zombies, forwards signals, and runs
+an optional main command whose exit code becomes the container's.
+
+Usage: pidvisor [OPTIONS] [--] [CMD [ARGS...]]
+
+Without CMD, pidvisor runs until it receives SIGTERM, SIGINT or SIGQUIT.
+
+Options (each also settable by the environment variable shown):
+  -l, --log-level LEVEL   error, warn, info, debug or trace      [PIDVISOR_LOG_LEVEL, default info]
+      --log-format FMT    text or json                           [PIDVISOR_LOG_FORMAT, default text]
+  -g, --grace DURATION    time between SIGTERM and SIGKILL at shutdown, e.g. 500ms, 5s, 1m
+                                                                 [PIDVISOR_GRACE, default 5s]
+      --forward-to WHERE  group: forward signals to CMD's process group; pid: to CMD only
+                                                                 [PIDVISOR_FORWARD_TO, default group]
+  -h, --help              print this help and exit
+  -V, --version           print the version and exit
+
+Signals: HUP INT QUIT TERM USR1 USR2 WINCH CONT and the real-time signals are forwarded
+to CMD. TERM, INT and QUIT also start the shutdown: every remaining process gets SIGTERM,
+then SIGKILL once the grace time is over; a second TERM or INT skips to SIGKILL.
+
+Exit code: CMD's exit code; 128+N if CMD died of signal N; 127 if CMD was not found;
+126 if it could not be executed; 2 for a usage error; 0 after a requested shutdown
+without CMD.
+";
+
+/// Reads the environment through `env` (so tests need not touch the real one), then
+/// the arguments (without the program name).
+pub fn parse<I, E>(args: I, env: E) -> Result<Invocation, UsageError>
+where
+    I: IntoIterator<Item = OsString>,
+    E: Fn(&str) -> Option<String>,
+{
+    let mut options = Options::default();
+    apply_env(&mut options, &env)?;
+
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str() else {
+            // Not UTF-8, so not one of our flags: the main command starts here.
+            options.command.push(arg);
+            options.command.extend(args);
+            break;
+        };
+        if !text.starts_with('-') || text == "-" {
+            options.command.push(arg);
+            options.command.extend(args);
+            break;
+        }
+        if text == "--" {
+            options.command.extend(args);
+            break;
+        }
+        let (flag, inline_value) = match text.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            _ => (text, None),
+        };
+        let mut value = |name: &str| -> Result<String, UsageError> {
+            if let Some(value) = inline_value.clone() {
+                return Ok(value);
+            }
+            args.next()
+                .and_then(|v| v.into_string().ok())
+                .ok_or_else(|| UsageError(format!("{name} needs a value")))
+        };
+        match flag {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "-V" | "--version" => return Ok(Invocation::Version),
+            "-l" | "--log-level" => options.log_level = parse_log_level(&value(flag)?, flag)?,
+            "--log-format" => options.log_format = parse_log_format(&value(flag)?, flag)?,
+            "-g" | "--grace" => options.grace = parse_grace(&value(flag)?, flag)?,
+            "--forward-to" => options.forward_to = parse_forward_target(&value(flag)?, flag)?,
+            _ => return Err(UsageError(format!("unknown option '{text}'"))),
+        }
+    }
+    Ok(Invocation::Run(options))
+}
+
+fn apply_env<E>(options: &mut Options, env: &E) -> Result<(), UsageError>
+where
+    E: Fn(&str) -> Option<String>,
+{
+    let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    if let Some(v) = var("PIDVISOR_LOG_LEVEL") {
+        options.log_level = parse_log_level(&v, "PIDVISOR_LOG_LEVEL")?;
+    }
+    if let Some(v) = var("PIDVISOR_LOG_FORMAT") {
+        options.log_format = parse_log_format(&v, "PIDVISOR_LOG_FORMAT")?;
+    }
+    if let Some(v) = var("PIDVISOR_GRACE") {
+        options.grace = parse_grace(&v, "PIDVISOR_GRACE")?;
+    }
+    if let Some(v) = var("PIDVISOR_FORWARD_TO") {
+        options.forward_to = parse_forward_target(&v, "PIDVISOR_FORWARD_TO")?;
+    }
+    Ok(())
+}
+
+fn parse_log_level(value: &str, source: &str) -> Result<LogLevel, UsageError> {
+    match value.to_ascii_lowercase().as_str() {
+        "error" => Ok(LogLevel::Error),
+        "warn" | "warning" => Ok(LogLevel::Warn),
+        "info" => Ok(LogLevel::Info),
+        "debug" => Ok(LogLevel::Debug),
+        "trace" => Ok(LogLevel::Trace),
+        _ => Err(UsageError(format!(
+            "{source}: '{value}' is not a log level; use error, warn, info, debug or trace"
+        ))),
+    }
+}
+
+fn parse_log_format(value: &str, source: &str) -> Result<LogFormat, UsageError> {
+    match value.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(UsageError(format!(
+            "{source}: '{value}' is not a log format; use text or json"
+        ))),
+    }
+}
+
+fn parse_grace(value: &str, source: &str) -> Result<Duration, UsageError> {
+    parse_duration(value).map_err(|reason| UsageError(format!("{source}: {reason}")))
+}
+
+fn parse_forward_target(value: &str, source: &str) -> Result<ForwardTarget, UsageError> {
+    match value.to_ascii_lowercase().as_str() {
+        "group" => Ok(ForwardTarget::Group),
+        "pid" => Ok(ForwardTarget::Pid),
+        _ => Err(UsageError(format!(
+            "{source}: '{value}' is not a forward target; use group or pid"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    fn run(list: &[&str]) -> Options {
+        match parse(args(list), |_| None) {
+            Ok(Invocation::Run(options)) => options,
+            other => panic!("expected Run for {list:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_arguments_means_defaults_and_no_command() {
+        assert_eq!(run(&[]), Options::default());
+    }
+
+    #[test]
+    fn command_without_double_dash_keeps_its_own_flags() {
+        let options = run(&["nginx", "-g", "daemon off;"]);
+        assert_eq!(options.command, args(&["nginx", "-g", "daemon off;"]));
+        assert_eq!(options.grace, DEFAULT_GRACE);
+    }
+
+    #[test]
+    fn double_dash_ends_options_even_before_dashed_words() {
+        let options = run(&["-g", "2s", "--", "--help", "-V"]);
+        assert_eq!(options.command, args(&["--help", "-V"]));
+        assert_eq!(options.grace, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn long_options_accept_inline_values() {
+        let options = run(&[
+            "--grace=750ms",
+            "--forward-to=pid",
+            "--log-format=json",
+            "true",
+        ]);
+        assert_eq!(options.grace, Duration::from_millis(750));
+        assert_eq!(options.forward_to, ForwardTarget::Pid);
+        assert_eq!(options.log_format, LogFormat::Json);
+        assert_eq!(options.command, args(&["true"]));
+    }
+
+    #[test]
+    fn help_and_version_win() {
+        assert_eq!(parse(args(&["-h"]), |_| None), Ok(Invocation::Help));
+        assert_eq!(
+            parse(args(&["--version"]), |_| None),
+            Ok(Invocation::Version)
+        );
+    }
+
+    #[test]
+    fn environment_sets_defaults_and_flags_override_it() {
+        let env = |name: &str| match name {
+            "PIDVISOR_GRACE" => Some("3s".to_owned()),
+            "PIDVISOR_LOG_LEVEL" => Some("debug".to_owned()),
+            "PIDVISOR_FORWARD_TO" => Some("pid".to_owned()),
+            _ => None,
+        };
+        let Ok(Invocation::Run(options)) = parse(args(&["--grace", "1s"]), env) else {
+            panic!("expected Run");
+        };
+        assert_eq!(options.grace, Duration::from_secs(1));
+        assert_eq!(options.log_level, LogLevel::Debug);
+        assert_eq!(options.forward_to, ForwardTarget::Pid);
+    }
+
+    #[test]
+    fn empty_environment_values_are_ignored() {
+        let env = |name: &str| (name == "PIDVISOR_GRACE").then(String::new);
+        assert!(matches!(parse(args(&[]), env), Ok(Invocation::Run(_))));
+    }
+
+    #[test]
+    fn usage_errors_name_the_culprit() {
+        let err = |list: &[&str]| parse(args(list), |_| None).err().map(|e| e.0);
+        assert_eq!(
+            err(&["--bogus"]),
+            Some("unknown option '--bogus'".to_owned())
+        );
+        assert_eq!(err(&["--grace"]), Some("--grace needs a value".to_owned()));
+        assert!(err(&["--forward-to", "both"]).is_some_and(|e| e.contains("group or pid")));
+        assert!(err(&["-l", "loud"]).is_some_and(|e| e.contains("not a log level")));
+        let bad_env = parse(args(&[]), |n| {
+            (n == "PIDVISOR_LOG_FORMAT").then(|| "xml".to_owned())
+        });
+        assert!(bad_env.is_err_and(|e| e.0.starts_with("PIDVISOR_LOG_FORMAT:")));
+    }
+}

@@ -1,0 +1,70 @@
+//! pidvisor: a minimal PID 1 for containers.
+//!
+//! `main` reads like a table of contents: take the signals, parse the command line, set up
+//! logging, then hand over to the supervisor's event loop. It only turns results into an
+//! exit code; everything else lives in a module with one job.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod cli;
+mod duration;
+mod logging;
+mod reaper;
+mod signals;
+mod spawn;
+mod supervisor;
+mod sweep;
+
+use std::env;
+use std::process::ExitCode;
+
+use cli::Invocation;
+use signals::SignalQueue;
+use supervisor::Supervisor;
+
+/// Exit code when pidvisor itself cannot start (as tini does).
+const SETUP_FAILED: u8 = 1;
+/// Exit code for a usage error.
+const USAGE_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    // First of all, so that no signal sent to a starting container is lost.
+    let signals = match SignalQueue::install() {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("pidvisor: cannot take signals: {err}");
+            return ExitCode::from(SETUP_FAILED);
+        }
+    };
+    let options = match cli::parse(env::args_os().skip(1), |name| env::var(name).ok()) {
+        Ok(Invocation::Run(options)) => options,
+        Ok(Invocation::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            println!("pidvisor {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("pidvisor: {err}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    logging::init(options.log_level, options.log_format);
+    match Supervisor::new(signals, &options) {
+        Ok(supervisor) => ExitCode::from(clamp_exit_code(supervisor.run(&options.command))),
+        Err(err) => {
+            tracing::error!("cannot start: {err}");
+            ExitCode::from(SETUP_FAILED)
+        }
+    }
+}
+
+/// Exit codes are one byte; anything else would be a bug, reported as 255, not a panic.
+fn clamp_exit_code(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(u8::MAX)
+}
