@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The pidvisor demo: what a container's PID 1 must do, shown with and without pidvisor.
+#
+# Each scene runs a "container" as a fresh PID namespace (`unshare --pid --fork
+# --mount-proc`), first with a plain shell as PID 1, then with pidvisor as PID 1.
+# Needs root (or unprivileged user namespaces) and util-linux's `unshare`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== building pidvisor (release, static)"
+cargo build --release --quiet
+PIDVISOR=$PWD/target/x86_64-unknown-linux-gnu/release/pidvisor
+ls -l "$PIDVISOR" | awk '{printf "   %s bytes, ", $5}'; file -b "$PIDVISOR" | cut -d, -f1-2
+
+ns=(unshare --pid --fork --mount-proc)
+[ "$(id -u)" = 0 ] || ns=(unshare --user --map-root-user --pid --fork --mount-proc)
+
+# A workload that leaves orphans behind: 50 background jobs whose parent exits at once.
+make_orphans='for i in $(seq 50); do (sleep 0.1 &) ; done; sleep 0.5'
+count_zombies='grep -l "^State:.*Z" /proc/[0-9]*/status 2>/dev/null | wc -l'
+
+echo
+echo "== 1. zombies: 50 orphaned children exit; who reaps them?"
+# A PID 1 that waits only for its own child, as most programs do (perl's system()).
+echo -n "   a non-init as PID 1:   zombies left = "
+"${ns[@]}" perl -e 'system("sh", "-c", $ARGV[0])' "$make_orphans; $count_zombies"
+echo -n "   pidvisor as PID 1:     zombies left = "
+"${ns[@]}" "$PIDVISOR" --log-level warn -- sh -c "$make_orphans; $count_zombies"
+
+echo
+echo "== 2. docker stop: SIGTERM goes to PID 1 only; does the app hear it?"
+app='trap "echo \"   app: got SIGTERM, shutting down cleanly\"; exit 0" TERM; touch /tmp/pidvisor-demo.ready; while :; do sleep 0.05; done 2>/dev/null'
+stop_after_ready() { # $@: the container command; prints how it ended and how long it took
+  rm -f /tmp/pidvisor-demo.ready
+  "$@" & local unshare_pid=$!
+  while [ ! -e /tmp/pidvisor-demo.ready ]; do sleep 0.01; done
+  local init; init=$(cat /proc/$unshare_pid/task/$unshare_pid/children)
+  local start; start=$(date +%s%N)
+  kill -TERM "$init"
+  # Docker's grace period is 10 s; we stop the demo's wait after 3 s and SIGKILL.
+  local waited=0
+  while kill -0 "$init" 2>/dev/null && [ $waited -lt 300 ]; do sleep 0.01; waited=$((waited + 1)); done
+  if kill -0 "$init" 2>/dev/null; then
+    echo "   still running after 3 s, SIGTERM went nowhere: Docker would SIGKILL it at 10 s (exit code 137)"
+    kill -KILL "$init"
+    wait "$unshare_pid" 2>/dev/null || true
+    return
+  fi
+  local status=0; wait "$unshare_pid" || status=$?
+  echo "   exit code $status after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+}
+echo "   plain sh as PID 1 (the app runs under it):"
+stop_after_ready "${ns[@]}" sh -c "sh -c '$app'" 2>/dev/null
+echo "   pidvisor as PID 1:"
+stop_after_ready "${ns[@]}" "$PIDVISOR" --log-level warn -- sh -c "$app"
+
+echo
+echo "== 3. exit codes: the container's exit code tells what happened"
+for cmd in "exit 3" "kill -SEGV \$\$" "no-such-program"; do
+  status=0
+  "${ns[@]}" "$PIDVISOR" --log-level error -- sh -c "$cmd" 2>/dev/null || status=$?
+  printf '   %-18s -> %s\n' "$cmd" "$status"
+done
+rm -f /tmp/pidvisor-demo.ready
