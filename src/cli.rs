@@ -10,6 +10,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
@@ -17,6 +18,9 @@ use crate::duration::parse_duration;
 /// Default time between the polite SIGTERM and the SIGKILL at shutdown: well under
 /// Docker's 10-second `docker stop` grace, so that our SIGKILL comes before Docker's.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// Where services live unless told otherwise (s6-overlay's place for them).
+pub const DEFAULT_SERVICES_DIR: &str = "/etc/services.d";
 
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,6 +31,8 @@ pub enum Invocation {
     Help,
     /// Print the version and exit 0.
     Version,
+    /// Validate a services folder and exit 0 (fine) or 1 (problems).
+    Check(PathBuf),
 }
 
 /// Everything that shapes a run.
@@ -37,6 +43,16 @@ pub struct Options {
     /// Time that remaining processes get between SIGTERM and SIGKILL at shutdown.
     pub grace: Duration,
     pub forward_to: ForwardTarget,
+    /// `services.d`: one folder per supervised service.
+    pub services_dir: PathBuf,
+    /// `cont-init.d`: scripts run once, in name order, before any service starts.
+    pub init_dir: PathBuf,
+    /// `cont-finish.d`: scripts run in name order after the services have stopped.
+    pub finish_dir: PathBuf,
+    /// Time each `cont-finish.d` script may take.
+    pub finish_timeout: Duration,
+    /// Go on when a `cont-init.d` script fails, instead of stopping the container.
+    pub init_continue_on_error: bool,
     /// The main command and its arguments; empty means "run until told to stop".
     pub command: Vec<OsString>,
 }
@@ -48,6 +64,11 @@ impl Default for Options {
             log_format: LogFormat::Text,
             grace: DEFAULT_GRACE,
             forward_to: ForwardTarget::Group,
+            services_dir: PathBuf::from(DEFAULT_SERVICES_DIR),
+            init_dir: PathBuf::from("/etc/cont-init.d"),
+            finish_dir: PathBuf::from("/etc/cont-finish.d"),
+            finish_timeout: Duration::from_secs(5),
+            init_continue_on_error: false,
             command: Vec::new(),
         }
     }
@@ -89,10 +110,12 @@ impl fmt::Display for UsageError {
 }
 
 pub const HELP: &str = "\
-pidvisor: a minimal PID 1 for containers. It reaps zombies, forwards signals, and runs
-an optional main command whose exit code becomes the container's.
+pidvisor: a minimal PID 1 for containers. It reaps zombies, forwards signals, supervises
+a folder of services, and runs an optional main command whose exit code becomes the
+container's.
 
 Usage: pidvisor [OPTIONS] [--] [CMD [ARGS...]]
+       pidvisor --check [DIR]    validate a services folder (default: the services dir)
 
 Without CMD, pidvisor runs until it receives SIGTERM, SIGINT or SIGQUIT.
 
@@ -103,16 +126,30 @@ Options (each also settable by the environment variable shown):
                                                                  [PIDVISOR_GRACE, default 5s]
       --forward-to WHERE  group: forward signals to CMD's process group; pid: to CMD only
                                                                  [PIDVISOR_FORWARD_TO, default group]
+  -s, --services-dir DIR  one folder per service: DIR/<name>/run, finish, down, log/run,
+                          service.toml                [PIDVISOR_SERVICES_DIR, default /etc/services.d]
+      --init-dir DIR      scripts run once, in name order, before the services start
+                                                      [PIDVISOR_INIT_DIR, default /etc/cont-init.d]
+      --init-continue-on-error
+                          go on when an init script fails (default: stop the container)
+                                                      [PIDVISOR_INIT_CONTINUE_ON_ERROR=1]
+      --finish-dir DIR    scripts run in name order after the services have stopped
+                                                      [PIDVISOR_FINISH_DIR, default /etc/cont-finish.d]
+      --finish-timeout DURATION
+                          time each finish script may take  [PIDVISOR_FINISH_TIMEOUT, default 5s]
+      --check [DIR]       check a services folder without starting anything; exit 0 or 1
   -h, --help              print this help and exit
   -V, --version           print the version and exit
 
 Signals: HUP INT QUIT TERM USR1 USR2 WINCH CONT and the real-time signals are forwarded
-to CMD. TERM, INT and QUIT also start the shutdown: every remaining process gets SIGTERM,
-then SIGKILL once the grace time is over; a second TERM or INT skips to SIGKILL.
+to CMD (without CMD: to every running service). TERM, INT and QUIT also start the
+shutdown: CMD stops, then the services in reverse dependency order, then the finish
+scripts run, then every remaining process gets SIGTERM, and SIGKILL once the grace time
+is over; a second TERM, INT or QUIT skips to SIGKILL.
 
 Exit code: CMD's exit code; 128+N if CMD died of signal N; 127 if CMD was not found;
-126 if it could not be executed; 2 for a usage error; 0 after a requested shutdown
-without CMD.
+126 if it could not be executed; a failed init script's or critical service's code;
+2 for a usage error; 0 after a requested shutdown without CMD.
 ";
 
 /// Reads the environment through `env` (so tests need not touch the real one), then
@@ -161,6 +198,18 @@ where
             "--log-format" => options.log_format = parse_log_format(&value(flag)?, flag)?,
             "-g" | "--grace" => options.grace = parse_grace(&value(flag)?, flag)?,
             "--forward-to" => options.forward_to = parse_forward_target(&value(flag)?, flag)?,
+            "-s" | "--services-dir" => options.services_dir = PathBuf::from(value(flag)?),
+            "--init-dir" => options.init_dir = PathBuf::from(value(flag)?),
+            "--finish-dir" => options.finish_dir = PathBuf::from(value(flag)?),
+            "--finish-timeout" => options.finish_timeout = parse_grace(&value(flag)?, flag)?,
+            "--init-continue-on-error" => options.init_continue_on_error = true,
+            "--check" => {
+                let dir = inline_value
+                    .map(PathBuf::from)
+                    .or_else(|| args.next().map(PathBuf::from))
+                    .unwrap_or(options.services_dir);
+                return Ok(Invocation::Check(dir));
+            }
             _ => return Err(UsageError(format!("unknown option '{text}'"))),
         }
     }
@@ -183,6 +232,21 @@ where
     }
     if let Some(v) = var("PIDVISOR_FORWARD_TO") {
         options.forward_to = parse_forward_target(&v, "PIDVISOR_FORWARD_TO")?;
+    }
+    if let Some(v) = var("PIDVISOR_SERVICES_DIR") {
+        options.services_dir = PathBuf::from(v);
+    }
+    if let Some(v) = var("PIDVISOR_INIT_DIR") {
+        options.init_dir = PathBuf::from(v);
+    }
+    if let Some(v) = var("PIDVISOR_FINISH_DIR") {
+        options.finish_dir = PathBuf::from(v);
+    }
+    if let Some(v) = var("PIDVISOR_FINISH_TIMEOUT") {
+        options.finish_timeout = parse_grace(&v, "PIDVISOR_FINISH_TIMEOUT")?;
+    }
+    if let Some(v) = var("PIDVISOR_INIT_CONTINUE_ON_ERROR") {
+        options.init_continue_on_error = parse_bool(&v, "PIDVISOR_INIT_CONTINUE_ON_ERROR")?;
     }
     Ok(())
 }
@@ -212,6 +276,16 @@ fn parse_log_format(value: &str, source: &str) -> Result<LogFormat, UsageError> 
 
 fn parse_grace(value: &str, source: &str) -> Result<Duration, UsageError> {
     parse_duration(value).map_err(|reason| UsageError(format!("{source}: {reason}")))
+}
+
+fn parse_bool(value: &str, source: &str) -> Result<bool, UsageError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(UsageError(format!(
+            "{source}: '{value}' is not a yes/no value; use 1 or 0"
+        ))),
+    }
 }
 
 fn parse_forward_target(value: &str, source: &str) -> Result<ForwardTarget, UsageError> {
@@ -270,6 +344,48 @@ mod tests {
         assert_eq!(options.forward_to, ForwardTarget::Pid);
         assert_eq!(options.log_format, LogFormat::Json);
         assert_eq!(options.command, args(&["true"]));
+    }
+
+    #[test]
+    fn service_folders_come_from_flags_or_environment() {
+        let options = run(&[
+            "-s",
+            "/srv/services",
+            "--init-dir=/srv/init",
+            "--init-continue-on-error",
+        ]);
+        assert_eq!(options.services_dir, PathBuf::from("/srv/services"));
+        assert_eq!(options.init_dir, PathBuf::from("/srv/init"));
+        assert!(options.init_continue_on_error);
+        let env = |name: &str| match name {
+            "PIDVISOR_FINISH_DIR" => Some("/srv/finish".to_owned()),
+            "PIDVISOR_FINISH_TIMEOUT" => Some("2s".to_owned()),
+            "PIDVISOR_INIT_CONTINUE_ON_ERROR" => Some("yes".to_owned()),
+            _ => None,
+        };
+        let Ok(Invocation::Run(options)) = parse(args(&[]), env) else {
+            panic!("expected Run");
+        };
+        assert_eq!(options.finish_dir, PathBuf::from("/srv/finish"));
+        assert_eq!(options.finish_timeout, Duration::from_secs(2));
+        assert!(options.init_continue_on_error);
+    }
+
+    #[test]
+    fn check_takes_an_optional_folder() {
+        let check = |list: &[&str]| parse(args(list), |_| None);
+        assert_eq!(
+            check(&["--check"]),
+            Ok(Invocation::Check(PathBuf::from(DEFAULT_SERVICES_DIR)))
+        );
+        assert_eq!(
+            check(&["--check", "./services.d"]),
+            Ok(Invocation::Check(PathBuf::from("./services.d")))
+        );
+        assert_eq!(
+            check(&["-s", "/x", "--check"]),
+            Ok(Invocation::Check(PathBuf::from("/x")))
+        );
     }
 
     #[test]

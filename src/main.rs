@@ -9,14 +9,23 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod check;
 mod cli;
+mod config;
 mod duration;
 mod logging;
+mod logs;
+mod probe;
 mod reaper;
+mod scan;
+mod scripts;
+mod service;
 mod signals;
 mod spawn;
+mod spec;
 mod supervisor;
 mod sweep;
+mod users;
 
 use std::env;
 use std::process::ExitCode;
@@ -49,6 +58,10 @@ fn main() -> ExitCode {
             println!("pidvisor {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Ok(Invocation::Check(dir)) => {
+            logging::init(cli::LogLevel::Warn, cli::LogFormat::Text);
+            return ExitCode::from(clamp_exit_code(check::run_check(&dir)));
+        }
         Err(err) => {
             eprintln!("pidvisor: {err}");
             return ExitCode::from(USAGE_ERROR);
@@ -56,7 +69,7 @@ fn main() -> ExitCode {
     };
     logging::init(options.log_level, options.log_format);
     match Supervisor::new(signals, &options) {
-        Ok(supervisor) => ExitCode::from(clamp_exit_code(supervisor.run(&options.command))),
+        Ok(supervisor) => ExitCode::from(clamp_exit_code(supervisor.run())),
         Err(err) => {
             tracing::error!("cannot start: {err}");
             ExitCode::from(SETUP_FAILED)

@@ -1,0 +1,226 @@
+//! Service output: whole lines, prefixed with the service's name, relayed to pidvisor's own
+//! stdout or stderr; and the pipes that feed a service's logger.
+//!
+//! Each relayed stream is a pipe created once per service and kept for pidvisor's whole
+//! life: every run of the service gets a copy of the write end, so nothing written between
+//! two runs is lost and a restart needs no new pipe. pidvisor reads whatever is there,
+//! writes out every complete line as `name | line` (one `write` for a whole batch of
+//! lines, and never a torn line, since all relayed output goes through this one thread),
+//! and keeps a partial last line until its newline arrives. A partial line longer than
+//! [`MAX_PENDING`] is flushed as a line of its own, so a service that never writes a
+//! newline costs bounded memory. Writes to pidvisor's stdout are blocking on purpose: when
+//! the reader of the container's output is slow, the services feel the back-pressure
+//! instead of losing lines.
+
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::process::Stdio;
+
+/// The longest partial line kept per stream before it is flushed as a line anyway.
+pub const MAX_PENDING: usize = 16 * 1024;
+
+/// How much one readiness event reads per stream, so that one flooding service cannot
+/// starve the others (epoll is level-triggered: the rest is read on the next round).
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A pipe whose two ends pidvisor holds open for its whole life.
+pub struct Pipe {
+    pub read: OwnedFd,
+    pub write: OwnedFd,
+}
+
+impl Pipe {
+    pub fn new() -> io::Result<Pipe> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 just created both descriptors; each gets exactly one owner.
+        let (read, write) = unsafe {
+            use std::os::fd::FromRawFd;
+            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+        };
+        Ok(Pipe { read, write })
+    }
+
+    /// A copy of the write end for a child's stdout or stderr.
+    pub fn writer_for_child(&self) -> io::Result<Stdio> {
+        Ok(Stdio::from(self.write.try_clone()?))
+    }
+
+    /// A copy of the read end for a child's stdin.
+    pub fn reader_for_child(&self) -> io::Result<Stdio> {
+        Ok(Stdio::from(self.read.try_clone()?))
+    }
+}
+
+/// Which of pidvisor's own streams a relay writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    Stdout,
+    Stderr,
+}
+
+/// One service stream relayed line by line with a name prefix.
+pub struct LineRelay {
+    pipe: Pipe,
+    prefix: Box<[u8]>,
+    sink: Sink,
+    /// The start of a line whose newline has not arrived yet.
+    pending: Vec<u8>,
+}
+
+impl LineRelay {
+    pub fn new(service: &str, sink: Sink) -> io::Result<LineRelay> {
+        let pipe = Pipe::new()?;
+        set_nonblocking(&pipe.read)?;
+        Ok(LineRelay {
+            pipe,
+            prefix: format!("{service} | ").into_bytes().into_boxed_slice(),
+            sink,
+            pending: Vec::new(),
+        })
+    }
+
+    pub fn writer_for_child(&self) -> io::Result<Stdio> {
+        self.pipe.writer_for_child()
+    }
+
+    /// Reads what is available (up to one chunk) and writes out every complete line.
+    /// `scratch` is a buffer shared by all relays, to keep per-service memory small.
+    pub fn relay(&mut self, scratch: &mut Scratch) -> io::Result<()> {
+        scratch.read.resize(READ_CHUNK, 0);
+        let n = match read_some(&self.pipe.read, &mut scratch.read) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        scratch.out.clear();
+        format_lines(
+            &self.prefix,
+            &mut self.pending,
+            &scratch.read[..n],
+            &mut scratch.out,
+        );
+        if scratch.out.is_empty() {
+            return Ok(());
+        }
+        match self.sink {
+            Sink::Stdout => io::stdout().lock().write_all(&scratch.out),
+            Sink::Stderr => io::stderr().lock().write_all(&scratch.out),
+        }
+    }
+}
+
+impl AsFd for LineRelay {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.pipe.read.as_fd()
+    }
+}
+
+/// Buffers shared by every relay: one read chunk and one output batch.
+#[derive(Default)]
+pub struct Scratch {
+    read: Vec<u8>,
+    out: Vec<u8>,
+}
+
+/// Appends to `out` every line completed by `input`, each as `prefix line\n`, and keeps
+/// the unfinished rest in `pending` (flushing it as a line once it reaches MAX_PENDING).
+fn format_lines(prefix: &[u8], pending: &mut Vec<u8>, mut input: &[u8], out: &mut Vec<u8>) {
+    while let Some(newline) = input.iter().position(|&b| b == b'\n') {
+        out.extend_from_slice(prefix);
+        out.append(pending);
+        out.extend_from_slice(&input[..=newline]);
+        input = &input[newline + 1..];
+    }
+    while pending.len() + input.len() >= MAX_PENDING {
+        let take = MAX_PENDING - pending.len();
+        out.extend_from_slice(prefix);
+        out.append(pending);
+        out.extend_from_slice(&input[..take]);
+        out.push(b'\n');
+        input = &input[take..];
+    }
+    pending.extend_from_slice(input);
+}
+
+fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: reads at most buf.len() bytes into buf.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+pub fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own, only adding O_NONBLOCK.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(pending: &mut Vec<u8>, input: &str) -> String {
+        let mut out = Vec::new();
+        format_lines(b"web | ", pending, input.as_bytes(), &mut out);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn prefixes_every_complete_line() {
+        let mut pending = Vec::new();
+        assert_eq!(format(&mut pending, "a\nb\n"), "web | a\nweb | b\n");
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn keeps_a_partial_line_until_its_newline_arrives() {
+        let mut pending = Vec::new();
+        assert_eq!(format(&mut pending, "hel"), "");
+        assert_eq!(format(&mut pending, "lo\nwor"), "web | hello\n");
+        assert_eq!(format(&mut pending, "ld\n"), "web | world\n");
+    }
+
+    #[test]
+    fn flushes_an_endless_line_in_bounded_pieces() {
+        let mut pending = Vec::new();
+        let long = "x".repeat(MAX_PENDING * 2 + 10);
+        let out = format(&mut pending, &long);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.len() == "web | ".len() + MAX_PENDING)
+        );
+        assert_eq!(pending.len(), 10);
+    }
+
+    #[test]
+    fn relays_through_a_real_pipe() {
+        let mut relay = LineRelay::new("svc", Sink::Stdout).expect("pipe");
+        let mut writer = std::fs::File::from(relay.pipe.write.try_clone().expect("dup"));
+        writer.write_all(b"one\ntw").expect("write");
+        let mut scratch = Scratch::default();
+        relay.relay(&mut scratch).expect("relay");
+        assert_eq!(relay.pending, b"tw");
+        // Nothing more to read: a non-blocking read says so without error.
+        relay.relay(&mut scratch).expect("empty relay");
+    }
+}

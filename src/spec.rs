@@ -1,0 +1,98 @@
+//! The validated description of a service: what the rest of pidvisor works with.
+//!
+//! [`crate::config`] turns a service folder and its `service.toml` into a [`ServiceSpec`];
+//! nothing else ever sees raw TOML or raw strings for signals, users or durations.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One service, from `services.d/<name>/`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    /// The folder name.
+    pub name: String,
+    /// The service folder, absolute.
+    pub dir: PathBuf,
+    /// `run`: the long-running program.
+    pub run: PathBuf,
+    /// `finish`: run after every exit of `run`, with the exit code and signal as arguments.
+    pub finish: Option<PathBuf>,
+    /// How long `finish` may take before it is killed.
+    pub finish_timeout: Duration,
+    /// `log/run`: a logger fed with the service's stdout through a pipe.
+    pub logger: Option<PathBuf>,
+    /// A `down` file: not started at boot.
+    pub start_down: bool,
+    pub restart: RestartPolicy,
+    /// Exit codes that count as success for `restart = "on-failure"` and for `critical`.
+    pub success_exit_codes: Vec<i32>,
+    pub backoff: Backoff,
+    /// When the service has been restarted this many times within `restart_window`, it is
+    /// `failed` and stays down. 0 means never give up.
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    /// Its final failure (or any exit under `restart = "never"` that is not a success)
+    /// shuts the container down with a non-zero exit code.
+    pub critical: bool,
+    pub stop_signal: i32,
+    pub stop_timeout: Duration,
+    /// Run as this user; `None` keeps pidvisor's own.
+    pub user: Option<Credentials>,
+    pub working_dir: PathBuf,
+    /// Added to (or overriding) the container's environment, in this order.
+    pub env: Vec<(String, String)>,
+    pub umask: Option<u32>,
+    /// Start only after these services are ready; stop before them.
+    pub after: Vec<String>,
+    pub ready: Readiness,
+    pub ready_timeout: Duration,
+    /// Prefix each output line with the service name (`name | line`), or pass bytes through.
+    pub log_prefix: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// Restart delays: a run that lasted `stable_after` or longer restarts at once; each quick
+/// crash after that waits `initial`, then `initial * factor`, ... up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+    pub factor: f64,
+    pub stable_after: Duration,
+    /// Spread each delay randomly over [delay/2, delay] (off by default, so that tests of a
+    /// restart policy see exact delays).
+    pub jitter: bool,
+}
+
+/// A resolved user: ids, not names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The name as written in service.toml, for messages.
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (from /etc/group), including `gid`.
+    pub groups: Vec<u32>,
+    /// The user's home directory, for `HOME`.
+    pub home: Option<PathBuf>,
+}
+
+/// When a started service counts as ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// As soon as it has been started.
+    Started,
+    /// When it writes a newline to this file descriptor (s6's notification-fd protocol).
+    NotifyFd(i32),
+    /// When a TCP connection to this address succeeds.
+    Tcp(SocketAddr),
+    /// When this shell command exits 0.
+    Command(String),
+}
