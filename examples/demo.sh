@@ -62,3 +62,27 @@ for cmd in "exit 3" "kill -SEGV \$\$" "no-such-program"; do
   printf '   %-18s -> %s\n' "$cmd" "$status"
 done
 rm -f /tmp/pidvisor-demo.ready
+
+echo
+echo "== 4. services: this repository's services.d, supervised as PID 1"
+"$PIDVISOR" --check services.d | sed 's/^/   /'
+work=$(mktemp -d)
+cp -a services.d "$work/"
+if ! command -v serf >/dev/null; then
+  echo "   (serf is not installed: the gossip agent is left out; apt-get install serf to see it)"
+  rm -rf "$work/services.d/gossip"
+fi
+cat > "$work/scenario.sh" <<'SCENARIO'
+#!/bin/sh
+# The main command: talks to the web app, crashes it, and watches pidvisor bring it back.
+fetch() { python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/").read().decode().strip())'; }
+echo "main: webapp says: $(fetch)"
+pid=$(pgrep -f http.server)
+echo "main: killing the web app (pid $pid) with SIGKILL"
+kill -KILL "$pid"
+until [ -n "$(pgrep -f http.server)" ] && [ "$(pgrep -f http.server)" != "$pid" ] && fetch >/dev/null 2>&1; do sleep 0.05; done
+echo "main: webapp is back (pid $(pgrep -f http.server)) and says: $(fetch)"
+SCENARIO
+chmod +x "$work/scenario.sh"
+"${ns[@]}" "$PIDVISOR" --services-dir "$work/services.d" -- "$work/scenario.sh" 2>&1 | sed 's/^/   /'
+rm -rf "$work"
