@@ -1,0 +1,85 @@
+//! Idle means asleep: with nothing happening, pidvisor (as PID 1) sits in `epoll_wait`
+//! with no timeout and is not woken at all: its context-switch counters do not move over
+//! a 5-second window.
+
+use std::fs;
+use std::thread;
+use std::time::Duration;
+
+use crate::harness::{Launch, PATIENCE, TempDir, proc_stat, status_field};
+
+/// x86_64 system call numbers of the epoll waits.
+const EPOLL_WAIT: u64 = 232;
+const EPOLL_PWAIT: u64 = 281;
+const EPOLL_PWAIT2: u64 = 441;
+
+/// `Some(true)` when `pid` is blocked in an epoll wait without a timeout, `Some(false)`
+/// when it is blocked in one with a timeout, `None` when it is elsewhere. From
+/// `/proc/<pid>/syscall`: the number and arguments of the system call it is blocked in.
+fn in_epoll_wait_without_timeout(pid: i32) -> Option<bool> {
+    let text = fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    let words: Vec<u64> = text
+        .split_whitespace()
+        .map(|w| {
+            u64::from_str_radix(
+                w.trim_start_matches("0x"),
+                if w.starts_with("0x") { 16 } else { 10 },
+            )
+        })
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let (&number, args) = words.split_first()?;
+    let timeout = *args.get(3)?;
+    match number {
+        // int timeout: -1 waits forever.
+        EPOLL_WAIT | EPOLL_PWAIT => Some(timeout as u32 as i32 == -1),
+        // struct timespec *timeout: NULL waits forever.
+        EPOLL_PWAIT2 => Some(timeout == 0),
+        _ => None,
+    }
+}
+
+fn context_switches(pid: i32) -> (u64, u64) {
+    let read = |field| {
+        status_field(pid, field)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{field} of pid {pid}"))
+    };
+    (
+        read("voluntary_ctxt_switches"),
+        read("nonvoluntary_ctxt_switches"),
+    )
+}
+
+#[test]
+fn idle_pidvisor_sleeps_in_epoll_wait_without_any_wake_up() {
+    let dir = TempDir::new("idle");
+    let mut pidvisor = Launch::pid1(&dir, &["sleep", "1000"]).start();
+    let pid = pidvisor.host_pid();
+    let main = pidvisor.main_pid();
+    pidvisor.wait_until("the main command is sleep", |_| {
+        proc_stat(main).is_some_and(|p| p.comm == "sleep")
+    });
+    pidvisor.wait_until("pidvisor is blocked in epoll_wait", |_| {
+        in_epoll_wait_without_timeout(pid).is_some()
+    });
+    assert_eq!(
+        in_epoll_wait_without_timeout(pid),
+        Some(true),
+        "epoll_wait has no timeout: {:?}",
+        fs::read_to_string(format!("/proc/{pid}/syscall"))
+    );
+
+    let before = context_switches(pid);
+    // The measurement window: the one fixed sleep of the suite, since the point is that
+    // nothing happens during it.
+    thread::sleep(Duration::from_secs(5));
+    let after = context_switches(pid);
+    assert_eq!(
+        after, before,
+        "(voluntary, nonvoluntary) context switches of an idle pidvisor"
+    );
+
+    pidvisor.signal(libc::SIGTERM);
+    pidvisor.finish(PATIENCE).assert_code(143);
+}
