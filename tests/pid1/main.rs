@@ -7,6 +7,7 @@
 //! Needs util-linux (`unshare`), bsdutils (`script`), procps (`ps`), perl and python3, and
 //! root or unprivileged user namespaces.
 
+#[path = "../common/harness.rs"]
 mod harness;
 
 mod child_state;

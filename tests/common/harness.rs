@@ -11,6 +11,11 @@
 //! - a failing test prints the command line, the exit status, stdout, stderr and the temp
 //!   dir, and kills whatever it started (SIGKILL to the namespace's PID 1 ends the whole
 //!   namespace; `unshare --kill-child` covers the moment before its pid is known).
+//!
+//! Shared by the `pid1` and `services` test targets (each includes it with `#[path]`), so
+//! each target uses only part of it.
+
+#![allow(dead_code)]
 
 use std::cell::OnceCell;
 use std::fmt;
@@ -603,6 +608,23 @@ impl Pidvisor {
                 );
             }
             false
+        });
+    }
+
+    /// What pidvisor has written to its stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        self.stdout.text()
+    }
+
+    /// What pidvisor has written to its stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr.text()
+    }
+
+    /// Waits until pidvisor's stderr contains `needle` (one of its log lines, usually).
+    pub fn wait_for_log(&mut self, needle: &str) {
+        self.wait_until(&format!("the log says {needle:?}"), |p| {
+            p.stderr.text().contains(needle)
         });
     }
 
