@@ -11,4 +11,5 @@
 mod harness;
 mod layout;
 
+mod backoff;
 mod restart;

@@ -1,0 +1,224 @@
+//! Backoff and giving up: a crash loop waits `restart-delay`, then `factor` times longer
+//! each time up to `restart-delay-max`; a stable run restarts at once and resets the
+//! backoff; `max-restarts` within `restart-window` makes the service `failed` for good
+//! (loudly), and a `critical` one takes the container down with it.
+//!
+//! The delays are measured from the start times the services write themselves (in
+//! nanoseconds, `date +%s%N`): a gap between two starts is at least the delay, and the
+//! upper bounds leave hundreds of milliseconds of slack for a loaded machine.
+
+use std::time::Duration;
+
+use crate::harness::{PATIENCE, timed};
+use crate::layout::{Layout, log_count};
+
+/// `echo START_NANOS >> starts`, the line every service here begins with.
+fn record_start(layout: &Layout) -> String {
+    format!("date +%s%N >> {}", layout.quoted("starts"))
+}
+
+/// Gaps between consecutive start times in the `starts` file.
+fn gaps(layout: &Layout) -> Vec<Duration> {
+    let starts: Vec<u64> = layout
+        .lines("starts")
+        .iter()
+        .map(|l| l.parse().expect("nanoseconds"))
+        .collect();
+    starts
+        .windows(2)
+        .map(|w| Duration::from_nanos(w[1] - w[0]))
+        .collect()
+}
+
+/// The delays pidvisor announced (`restarting in 300ms`), in order.
+fn announced_delays(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once("restarting in ").map(|(_, d)| d.to_owned()))
+        .collect()
+}
+
+#[test]
+fn a_crash_loop_backs_off_exponentially_up_to_the_maximum() {
+    let _timed = timed();
+    let layout = Layout::new("backoff-growth");
+    let starts = layout.quoted("starts");
+    // Five quick crashes, then it stays up.
+    let body = format!(
+        "{}\nif [ \"$(wc -l < {starts})\" -ge 6 ]; then exec sleep 1000; fi\nexit 1",
+        record_start(&layout)
+    );
+    let toml = "restart-delay = \"300ms\"\nrestart-delay-max = \"1200ms\"\nmax-restarts = 0\n";
+    layout.service_with("crashy", &body, toml);
+    let mut pidvisor = layout.start();
+    layout.wait_for_lines(&mut pidvisor, "starts", 6);
+    pidvisor.signal(libc::SIGTERM);
+    let run = pidvisor.finish(PATIENCE);
+    run.assert_code(0);
+
+    assert_eq!(
+        announced_delays(&run.stderr),
+        ["300ms", "600ms", "1.2s", "1.2s", "1.2s"],
+        "{run}"
+    );
+    let expected = [300, 600, 1200, 1200, 1200].map(Duration::from_millis);
+    let gaps = gaps(&layout);
+    assert_eq!(gaps.len(), expected.len(), "{gaps:?}\n{run}");
+    for (gap, delay) in gaps.iter().zip(expected) {
+        // Uncapped, the fourth delay would be 2.4 s: the upper bound tells them apart.
+        let slack = Duration::from_millis(600);
+        assert!(
+            *gap >= delay && *gap < delay + slack,
+            "gap {gap:?} for a delay of {delay:?}; all gaps: {gaps:?}\n{run}"
+        );
+    }
+}
+
+#[test]
+fn a_stable_run_restarts_at_once_and_resets_the_backoff() {
+    let _timed = timed();
+    let layout = Layout::new("backoff-reset");
+    let starts = layout.quoted("starts");
+    let ends = layout.quoted("ends");
+    // Runs 1 and 2 crash at once, run 3 runs stably (longer than stable-after) then
+    // crashes, run 4 crashes at once, run 5 stays up.
+    let body = format!(
+        "{}\nrun=$(wc -l < {starts})\n\
+         case $run in\n\
+           3) sleep 1.5 ;;\n\
+           5) exec sleep 1000 ;;\n\
+         esac\n\
+         date +%s%N >> {ends}\nexit 1",
+        record_start(&layout)
+    );
+    let toml = "restart-delay = \"300ms\"\nrestart-factor = 4.0\nrestart-delay-max = \"10s\"\n\
+                stable-after = \"1s\"\nmax-restarts = 0\n";
+    layout.service_with("flaky", &body, toml);
+    let mut pidvisor = layout.start();
+    layout.wait_for_lines(&mut pidvisor, "starts", 5);
+    pidvisor.signal(libc::SIGTERM);
+    let run = pidvisor.finish(PATIENCE);
+    run.assert_code(0);
+
+    // No delay after the stable run; 300 ms (not 4.8 s) after the next quick crash.
+    assert_eq!(
+        announced_delays(&run.stderr),
+        ["300ms", "1.2s", "300ms"],
+        "{run}"
+    );
+    let gaps = gaps(&layout);
+    let ends: Vec<u64> = layout
+        .lines("ends")
+        .iter()
+        .map(|l| l.parse().expect("nanoseconds"))
+        .collect();
+    let starts: Vec<u64> = layout
+        .lines("starts")
+        .iter()
+        .map(|l| l.parse().expect("nanoseconds"))
+        .collect();
+    let after_stable = Duration::from_nanos(starts[3] - ends[2]);
+    assert!(
+        after_stable < Duration::from_millis(300),
+        "restart after the stable run took {after_stable:?}\n{run}"
+    );
+    let after_reset = gaps[3];
+    assert!(
+        after_reset >= Duration::from_millis(300) && after_reset < Duration::from_millis(1200),
+        "first crash after the reset waited {after_reset:?}\n{run}"
+    );
+}
+
+#[test]
+fn too_many_restarts_within_the_window_leave_the_service_failed() {
+    let layout = Layout::new("give-up");
+    let body = format!("{}\nexit 4", record_start(&layout));
+    let toml = "restart-delay = \"10ms\"\nmax-restarts = 2\nrestart-window = \"1m\"\n";
+    layout.service_with("hopeless", &body, toml);
+    layout.service("bystander", "exec sleep 1000");
+    let mut pidvisor = layout.start();
+    pidvisor.wait_for_log("hopeless: FAILED: restarted 2 times within 60s; giving up");
+    assert_eq!(
+        layout.lines("starts").len(),
+        3,
+        "the first run and 2 restarts"
+    );
+    assert!(
+        !pidvisor.has_exited(),
+        "a service that is not critical fails alone"
+    );
+    pidvisor.signal(libc::SIGTERM);
+    let run = pidvisor.finish(PATIENCE);
+    run.assert_code(0);
+    assert_eq!(layout.lines("starts").len(), 3, "{run}");
+    let failed = run
+        .log_lines()
+        .into_iter()
+        .find(|l| l.contains("hopeless: FAILED"))
+        .expect("the FAILED line");
+    assert!(
+        failed.starts_with("pidvisor: ERROR "),
+        "logged as an error: {failed}"
+    );
+}
+
+#[test]
+fn restarts_spread_wider_than_the_window_never_give_up() {
+    let layout = Layout::new("window");
+    let starts = layout.quoted("starts");
+    let body = format!(
+        "{}\nif [ \"$(wc -l < {starts})\" -ge 4 ]; then exec sleep 1000; fi\nexit 1",
+        record_start(&layout)
+    );
+    // Each restart comes 300 ms after the last one: never 2 within 250 ms.
+    let toml = "restart-delay = \"300ms\"\nrestart-factor = 1.0\nmax-restarts = 1\n\
+                restart-window = \"250ms\"\n";
+    layout.service_with("patient", &body, toml);
+    let mut pidvisor = layout.start();
+    layout.wait_for_lines(&mut pidvisor, "starts", 4);
+    pidvisor.signal(libc::SIGTERM);
+    let run = pidvisor.finish(PATIENCE);
+    run.assert_code(0);
+    assert_eq!(log_count(&run.stderr, "FAILED"), 0, "{run}");
+}
+
+#[test]
+fn a_critical_service_that_fails_for_good_stops_the_container_with_its_code() {
+    let layout = Layout::new("critical");
+    let body = format!("{}\nexit 7", record_start(&layout));
+    // After the bystander is ready, that is, once it has set its TERM trap.
+    let toml = "critical = true\nrestart-delay = \"10ms\"\nmax-restarts = 1\n\
+                after = [\"bystander\"]\n";
+    layout.service_with("vital", &body, toml);
+    let stopped = layout.quoted("bystander.stopped");
+    layout.service_with(
+        "bystander",
+        &format!("trap 'echo stopped > {stopped}; exit 0' TERM\necho >&3\nsleep 1000 & wait"),
+        "ready = { notify-fd = 3 }\n",
+    );
+    let run = layout.launch(&[]).run();
+    run.assert_code(7);
+    assert_eq!(layout.lines("starts").len(), 2, "{run}");
+    assert!(
+        run.stderr.contains(
+            "pidvisor: ERROR vital: critical service stopped for good: shutting the container \
+             down (exit code 7)"
+        ),
+        "{run}"
+    );
+    assert_eq!(layout.lines("bystander.stopped"), ["stopped"], "{run}");
+}
+
+#[test]
+fn a_critical_service_that_ends_under_restart_never_stops_the_container() {
+    let layout = Layout::new("critical-never");
+    let toml = "critical = true\nrestart = \"never\"\n";
+    layout.service_with("oneshot", "kill -KILL $$", toml);
+    let run = layout.launch(&[]).run();
+    run.assert_code(137);
+    assert!(
+        run.stderr
+            .contains("oneshot: critical service stopped for good"),
+        "{run}"
+    );
+}
