@@ -12,4 +12,6 @@ mod harness;
 mod layout;
 
 mod backoff;
+mod finish;
+mod ordering;
 mod restart;
