@@ -4,11 +4,11 @@
 //! Every script is a `#!/bin/sh` file whose body the test gives; the services write what
 //! they see to files in the temp dir (by absolute path), which the tests then read.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use crate::harness::{Launch, PATIENCE, Pidvisor, TempDir, sh_quote, wait_until};
+use crate::harness::{Launch, Pidvisor, TempDir, sh_quote};
 
 pub struct Layout {
     pub dir: TempDir,
@@ -104,11 +104,19 @@ impl Layout {
     }
 }
 
-/// Waits (without a running pidvisor to watch) until the file has `count` lines.
-pub fn wait_for_file_lines(path: &str, count: usize) {
-    wait_until(PATIENCE, format!("{path} has {count} lines"), || {
-        lines_of(path).len() >= count
+/// Opens the FIFO at `path` for writing once a service has opened it for reading (until
+/// then a non-blocking open fails with ENXIO, so this polls instead of blocking).
+pub fn fifo_writer(pidvisor: &mut Pidvisor, path: &str) -> File {
+    let mut writer = None;
+    pidvisor.wait_until(&format!("{path} has a reader"), |_| {
+        writer = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .ok();
+        writer.is_some()
     });
+    writer.expect("opened")
 }
 
 pub fn lines_of(path: &str) -> Vec<String> {

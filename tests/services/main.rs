@@ -14,4 +14,5 @@ mod layout;
 mod backoff;
 mod finish;
 mod ordering;
+mod readiness;
 mod restart;
