@@ -16,3 +16,4 @@ mod finish;
 mod ordering;
 mod readiness;
 mod restart;
+mod stopping;

@@ -1,0 +1,79 @@
+//! Stop escalation: a service that ignores its stop signal gets SIGKILL on its whole process
+//! group once `stop-timeout` is over, so a shell wrapper and the grandchild it started
+//! both disappear; at shutdown that bounds the time to stop, whatever `--grace` says.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{PATIENCE, ProcStat, children_of, descendants_of, proc_stat, timed};
+use crate::layout::Layout;
+
+/// `run` ignores TERM and starts `sh -c 'sleep & wait'` (which inherits the ignored TERM):
+/// a wrapper, its child and its grandchild, all in the service's process group.
+const IGNORES_TERM: &str = "trap '' TERM\nsh -c 'sleep 1000 & wait' &\nwait";
+
+/// Whether that very process (not a later one with its pid) still exists.
+fn alive(process: &ProcStat) -> bool {
+    proc_stat(process.pid).is_some_and(|now| now.starttime == process.starttime)
+}
+
+#[test]
+fn a_service_that_ignores_its_stop_signal_is_killed_with_its_whole_group() {
+    let layout = Layout::new("stop-escalation");
+    // Never ready: stopped after 1 s, SIGKILLed 500 ms later; pidvisor keeps running.
+    let toml = "ready = { notify-fd = 3 }\nready-timeout = \"1s\"\nstop-timeout = \"500ms\"\n\
+                restart = \"never\"\n";
+    layout.service_with("stubborn", IGNORES_TERM, toml);
+    let mut pidvisor = layout.start();
+    let pid1 = pidvisor.host_pid();
+    let mut family: Vec<ProcStat> = Vec::new();
+    pidvisor.wait_until("the wrapper and its grandchild run", |_| {
+        family = descendants_of(pid1);
+        family.iter().any(|p| p.comm == "sleep") && family.iter().any(|p| p.comm == "run")
+    });
+    let wrapper = children_of(pid1)
+        .into_iter()
+        .find(|p| p.comm == "run")
+        .expect("the wrapper is pidvisor's child");
+    assert!(
+        family.iter().all(|p| p.pgrp == wrapper.pid),
+        "all in one group: {family:?}"
+    );
+    pidvisor.wait_until("the whole group is gone", |_| !family.iter().any(alive));
+    pidvisor.wait_for_log("stubborn: not restarted (restart policy)");
+    assert!(!pidvisor.has_exited());
+    let stderr = pidvisor.stderr_so_far();
+    assert!(
+        stderr.contains(
+            "stubborn: still running 500ms after SIGTERM: sending SIGKILL to its process group"
+        ),
+        "{stderr}"
+    );
+    pidvisor.signal(libc::SIGTERM);
+    pidvisor.finish(PATIENCE).assert_code(0);
+}
+
+#[test]
+fn at_shutdown_the_stop_timeout_bounds_a_stubborn_service_not_the_grace_time() {
+    let _timed = timed();
+    let layout = Layout::new("stop-at-shutdown");
+    layout.service_with("stubborn", IGNORES_TERM, "stop-timeout = \"500ms\"\n");
+    let mut pidvisor = layout.launch(&["--grace", "60s"]).start();
+    let pid1 = pidvisor.host_pid();
+    pidvisor.wait_until("the grandchild runs", |_| {
+        descendants_of(pid1).iter().any(|p| p.comm == "sleep")
+    });
+    let sent = Instant::now();
+    pidvisor.signal(libc::SIGTERM);
+    let run = pidvisor.finish(PATIENCE);
+    let took = run.exited_at - sent;
+    run.assert_code(0);
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(10),
+        "took {took:?}\n{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("stubborn: still running 500ms after SIGTERM"),
+        "{run}"
+    );
+}
