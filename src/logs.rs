@@ -23,6 +23,10 @@ pub const MAX_PENDING: usize = 16 * 1024;
 /// starve the others (epoll is level-triggered: the rest is read on the next round).
 const READ_CHUNK: usize = 64 * 1024;
 
+/// The most chunks [`LineRelay::drain`] reads: more than a pipe holds (1 MiB at most for
+/// an unprivileged process), so that only a writer that is still writing hits it.
+const DRAIN_CHUNKS: usize = 17;
+
 /// A pipe whose two ends pidvisor holds open for its whole life.
 pub struct Pipe {
     pub read: OwnedFd,
@@ -90,11 +94,39 @@ impl LineRelay {
     /// Reads what is available (up to one chunk) and writes out every complete line.
     /// `scratch` is a buffer shared by all relays, to keep per-service memory small.
     pub fn relay(&mut self, scratch: &mut Scratch) -> io::Result<()> {
+        self.relay_chunk(scratch).map(|_| ())
+    }
+
+    /// Relays everything the pipe holds, then the unfinished last line (if any) as a line
+    /// of its own: for when its writer has exited, so that nothing it wrote is lost or
+    /// glued to the next run's first line. Reads at most [`DRAIN_CHUNKS`] chunks, so that
+    /// a process still writing (a child the service left behind) cannot hold the loop;
+    /// when that limit is hit, the unfinished line stays pending, since more of it may
+    /// come.
+    pub fn drain(&mut self, scratch: &mut Scratch) -> io::Result<()> {
+        let mut emptied = false;
+        for _ in 0..DRAIN_CHUNKS {
+            if self.relay_chunk(scratch)? == 0 {
+                emptied = true;
+                break;
+            }
+        }
+        if !emptied || self.pending.is_empty() {
+            return Ok(());
+        }
+        scratch.out.clear();
+        scratch.out.extend_from_slice(&self.prefix);
+        scratch.out.append(&mut self.pending);
+        scratch.out.push(b'\n');
+        self.write_out(&scratch.out)
+    }
+
+    /// One read and its complete lines; returns how many bytes were read (0: none left).
+    fn relay_chunk(&mut self, scratch: &mut Scratch) -> io::Result<usize> {
         scratch.read.resize(READ_CHUNK, 0);
         let n = match read_some(&self.pipe.read, &mut scratch.read) {
-            Ok(0) => return Ok(()),
             Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(0),
             Err(err) => return Err(err),
         };
         scratch.out.clear();
@@ -104,12 +136,16 @@ impl LineRelay {
             &scratch.read[..n],
             &mut scratch.out,
         );
-        if scratch.out.is_empty() {
-            return Ok(());
+        if !scratch.out.is_empty() {
+            self.write_out(&scratch.out)?;
         }
+        Ok(n)
+    }
+
+    fn write_out(&self, bytes: &[u8]) -> io::Result<()> {
         match self.sink {
-            Sink::Stdout => io::stdout().lock().write_all(&scratch.out),
-            Sink::Stderr => io::stderr().lock().write_all(&scratch.out),
+            Sink::Stdout => io::stdout().lock().write_all(bytes),
+            Sink::Stderr => io::stderr().lock().write_all(bytes),
         }
     }
 }
@@ -222,5 +258,8 @@ mod tests {
         assert_eq!(relay.pending, b"tw");
         // Nothing more to read: a non-blocking read says so without error.
         relay.relay(&mut scratch).expect("empty relay");
+        writer.write_all(b"o\nthree").expect("write");
+        relay.drain(&mut scratch).expect("drain");
+        assert!(relay.pending.is_empty(), "the unfinished line went out");
     }
 }

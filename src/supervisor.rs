@@ -275,6 +275,9 @@ impl Supervisor {
             if matches!(self.stage, Stage::Sweep { .. } | Stage::Killing)
                 && self.reap(now) == Remaining::None
             {
+                for index in 0..self.slots.len() {
+                    self.drain_output(index);
+                }
                 return self.final_exit_code();
             }
             let timeout = self.timeout(now);
@@ -567,6 +570,8 @@ impl Supervisor {
         } else {
             let stopping = matches!(slot.service.state, State::Stopping { .. });
             log_exit(slot.service.name(), exit, stopping);
+            self.drain_output(index);
+            let slot = &mut self.slots[index];
             slot.notify = None;
             slot.tcp = None;
             slot.probe_at = None;
@@ -574,6 +579,16 @@ impl Supervisor {
             slot.service.on_exit(exit, group_empty, now)
         };
         self.apply(index, actions, now);
+    }
+
+    /// Relays all the output a service has left in its pipes, unfinished line included.
+    fn drain_output(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        for relay in [&mut slot.stdout, &mut slot.stderr].into_iter().flatten() {
+            if let Err(err) = relay.drain(&mut self.scratch) {
+                warn!("{}: relaying output: {err}", slot.service.name());
+            }
+        }
     }
 
     /// A stopping service whose `run` has exited is down once its whole group is gone.

@@ -14,6 +14,7 @@ mod layout;
 mod backoff;
 mod finish;
 mod ordering;
+mod output;
 mod readiness;
 mod restart;
 mod stopping;
