@@ -12,6 +12,7 @@ mod harness;
 mod layout;
 
 mod backoff;
+mod check;
 mod finish;
 mod ordering;
 mod output;
