@@ -14,6 +14,7 @@ mod layout;
 mod backoff;
 mod check;
 mod finish;
+mod isolation;
 mod ordering;
 mod output;
 mod readiness;
