@@ -929,11 +929,9 @@ impl Supervisor {
             }
             _ => None,
         };
-        let mut env: Vec<(&str, &str)> = vec![("PIDVISOR_SERVICE", spec.name.as_str())];
-        env.extend(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let setup = Setup {
             cwd: Some(&spec.working_dir),
-            env,
+            env: service_env(spec),
             credentials: spec.user.as_ref(),
             umask: spec.umask,
             stdin: Some(stdin),
@@ -973,17 +971,9 @@ impl Supervisor {
             code.to_string().into(),
             signal.to_string().into(),
         ];
-        let mut env: Vec<(&str, &str)> = vec![("PIDVISOR_SERVICE", service.spec.name.as_str())];
-        env.extend(
-            service
-                .spec
-                .env
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
         let setup = Setup {
             cwd: Some(&service.spec.working_dir),
-            env,
+            env: service_env(&service.spec),
             credentials: service.spec.user.as_ref(),
             umask: service.spec.umask,
             ..Setup::default()
@@ -1027,8 +1017,9 @@ impl Supervisor {
                 let argv: [OsString; 3] = ["/bin/sh".into(), "-c".into(), command.into()];
                 let setup = Setup {
                     cwd: Some(&spec.working_dir),
-                    env: vec![("PIDVISOR_SERVICE", spec.name.as_str())],
+                    env: service_env(spec),
                     credentials: spec.user.as_ref(),
+                    umask: spec.umask,
                     stdout: Some(Stdio::null()),
                     stderr: Some(Stdio::null()),
                     stdin: Some(Stdio::null()),
@@ -1049,6 +1040,14 @@ impl Supervisor {
 
 fn token(index: usize, kind: u64) -> u64 {
     ((index as u64 + 1) << 2) | kind
+}
+
+/// What a service's programs (`run`, `finish`, the readiness command) add to the
+/// container's environment: `PIDVISOR_SERVICE`, then the `env` table.
+fn service_env(spec: &ServiceSpec) -> Vec<(&str, &str)> {
+    let name = ("PIDVISOR_SERVICE", spec.name.as_str());
+    let table = spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    std::iter::once(name).chain(table).collect()
 }
 
 /// The logger of service `name` is supervised as a service of its own under this name.

@@ -13,6 +13,7 @@ mod layout;
 
 mod backoff;
 mod check;
+mod environment;
 mod finish;
 mod isolation;
 mod ordering;
