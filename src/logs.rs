@@ -164,23 +164,30 @@ pub struct Scratch {
 }
 
 /// Appends to `out` every line completed by `input`, each as `prefix line\n`, and keeps
-/// the unfinished rest in `pending` (flushing it as a line once it reaches MAX_PENDING).
+/// the unfinished rest in `pending`. A line longer than MAX_PENDING goes out in pieces of
+/// MAX_PENDING bytes, each as a line of its own, however the input was chunked (so the
+/// output does not depend on how the reads happened to split it).
 fn format_lines(prefix: &[u8], pending: &mut Vec<u8>, mut input: &[u8], out: &mut Vec<u8>) {
-    while let Some(newline) = input.iter().position(|&b| b == b'\n') {
+    while !input.is_empty() {
+        // Room left in the current piece; a newline right after a full piece ends it.
+        let room = MAX_PENDING.saturating_sub(pending.len());
+        let window = &input[..input.len().min(room + 1)];
+        let (piece, rest) = match window.iter().position(|&b| b == b'\n') {
+            Some(newline) => (&input[..=newline], &input[newline + 1..]),
+            None if input.len() > room => (&input[..room], &input[room..]),
+            None => {
+                pending.extend_from_slice(input);
+                return;
+            }
+        };
         out.extend_from_slice(prefix);
         out.append(pending);
-        out.extend_from_slice(&input[..=newline]);
-        input = &input[newline + 1..];
+        out.extend_from_slice(piece);
+        if piece.last() != Some(&b'\n') {
+            out.push(b'\n');
+        }
+        input = rest;
     }
-    while pending.len() + input.len() >= MAX_PENDING {
-        let take = MAX_PENDING - pending.len();
-        out.extend_from_slice(prefix);
-        out.append(pending);
-        out.extend_from_slice(&input[..take]);
-        out.push(b'\n');
-        input = &input[take..];
-    }
-    pending.extend_from_slice(input);
 }
 
 fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
@@ -246,6 +253,36 @@ mod tests {
                 .all(|l| l.len() == "web | ".len() + MAX_PENDING)
         );
         assert_eq!(pending.len(), 10);
+    }
+
+    #[test]
+    fn long_lines_come_out_in_the_same_pieces_however_the_input_is_chunked() {
+        let mut text = String::new();
+        for len in [
+            0,
+            5,
+            MAX_PENDING - 1,
+            MAX_PENDING,
+            MAX_PENDING + 1,
+            3 * MAX_PENDING + 7,
+        ] {
+            text.push_str(&"x".repeat(len));
+            text.push('\n');
+        }
+        let whole = format(&mut Vec::new(), &text);
+        for chunk in [1, 7, 4096, MAX_PENDING, 65536] {
+            let mut pending = Vec::new();
+            let pieces: String = text
+                .as_bytes()
+                .chunks(chunk)
+                .map(|c| format(&mut pending, std::str::from_utf8(c).expect("ascii")))
+                .collect();
+            assert!(pieces == whole, "chunks of {chunk} give other lines");
+            assert!(pending.is_empty());
+        }
+        let lengths: Vec<usize> = whole.lines().map(|l| l.len() - "web | ".len()).collect();
+        let max = MAX_PENDING;
+        assert_eq!(lengths, [0, 5, max - 1, max, max, 1, max, max, max, 7]);
     }
 
     #[test]

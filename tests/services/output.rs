@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::harness::{PATIENCE, Pidvisor, children_of, heavy};
+use crate::harness::{PATIENCE, Pidvisor, children_of, heavy, proc_stat};
 use crate::layout::{Layout, fifo_writer};
 
 const LINES: usize = 100_000;
@@ -127,6 +127,18 @@ fn send(pid: i32, signo: libc::c_int) {
     assert_eq!(rc, 0, "kill({pid}, {signo})");
 }
 
+/// Stops the logger and waits until it is stopped for real: a signal is delivered some
+/// time after kill() returns, and a logger not yet stopped could still read (and then,
+/// killed, lose) the start of the next line.
+fn stop_logger(pidvisor: &mut Pidvisor) -> i32 {
+    let logger = child_running(pidvisor, "ticker/log/run");
+    send(logger, libc::SIGSTOP);
+    pidvisor.wait_until("the logger is stopped", |_| {
+        proc_stat(logger).is_some_and(|p| p.state == 'T')
+    });
+    logger
+}
+
 #[test]
 fn the_logger_gets_every_line_exactly_once_when_it_and_its_service_are_killed() {
     let layout = Layout::new("logger-pipe");
@@ -134,13 +146,15 @@ fn the_logger_gets_every_line_exactly_once_when_it_and_its_service_are_killed() 
     crate::harness::mkfifo(&fifo);
     let count = layout.quoted("count");
     // Each line written to the FIFO makes the service print the next 1000 numbered lines;
-    // a restarted service goes on from the last number it saved.
+    // a restarted service goes on from the last number it saved. It opens the FIFO for
+    // reading and writing, so that it never sees an end of file when a writer closes.
     layout.service(
         "ticker",
         &format!(
             "n=$(cat {count} 2>/dev/null || echo 0)\n\
+             exec 3<> {}\n\
              while :; do\n\
-               read go < {}\n\
+               read go <&3\n\
                end=$((n + 1000))\n\
                while [ $n -lt $end ]; do n=$((n + 1)); echo \"line $n\"; done\n\
                echo $n > {count}\n\
@@ -172,8 +186,7 @@ fn the_logger_gets_every_line_exactly_once_when_it_and_its_service_are_killed() 
     batch(&mut pidvisor, 1000);
     layout.wait_for_lines(&mut pidvisor, "logged", 1000);
     // The logger stops reading; the next 1000 lines wait in the pipe; the logger dies.
-    let logger = child_running(&mut pidvisor, "ticker/log/run");
-    send(logger, libc::SIGSTOP);
+    let logger = stop_logger(&mut pidvisor);
     batch(&mut pidvisor, 2000);
     send(logger, libc::SIGKILL);
     pidvisor.wait_for_log("ticker/log: killed by SIGKILL");
@@ -181,8 +194,7 @@ fn the_logger_gets_every_line_exactly_once_when_it_and_its_service_are_killed() 
 
     // The new logger stops reading; the service prints 1000 more lines and dies; the
     // logger goes on, without seeing an end of file, and the restarted service too.
-    let logger = child_running(&mut pidvisor, "ticker/log/run");
-    send(logger, libc::SIGSTOP);
+    let logger = stop_logger(&mut pidvisor);
     batch(&mut pidvisor, 3000);
     send(child_running(&mut pidvisor, "ticker/run"), libc::SIGKILL);
     pidvisor.wait_for_log("ticker: killed by SIGKILL");
@@ -193,11 +205,19 @@ fn the_logger_gets_every_line_exactly_once_when_it_and_its_service_are_killed() 
     pidvisor.signal(libc::SIGTERM);
     let run = pidvisor.finish(PATIENCE);
     run.assert_code(0);
+    let logged = layout.lines("logged");
     let expected: Vec<String> = (1..=4000).map(|n| format!("line {n}")).collect();
-    assert!(
-        layout.lines("logged") == expected,
-        "logged lines differ\n{run}"
-    );
+    let first_difference =
+        (0..logged.len().max(expected.len())).find(|&i| logged.get(i) != expected.get(i));
+    if let Some(at) = first_difference {
+        panic!(
+            "logged line {} is {:?}, expected {:?} ({} lines logged)\n{run}",
+            at + 1,
+            logged.get(at),
+            expected.get(at),
+            logged.len()
+        );
+    }
     let started = |name: &str| crate::layout::log_count(&run.stderr, &format!("{name}: started"));
     assert_eq!(started("ticker/log"), 2, "{run}");
     assert_eq!(started("ticker"), 2, "{run}");
