@@ -783,13 +783,31 @@ impl Supervisor {
         }
     }
 
-    /// True when every service wanted at boot is ready or has stopped for good.
+    /// True when every service wanted at boot is ready, has stopped for good, or cannot
+    /// start because it waits for one that will not come up by itself.
     fn boot_settled(&self) -> bool {
-        self.slots.iter().all(|slot| {
-            !slot.service.wanted
-                || slot.service.is_ready()
-                || matches!(slot.service.state, State::Failed | State::Finished)
+        (0..self.slots.len()).all(|index| {
+            let service = &self.slots[index].service;
+            !service.wanted
+                || service.is_ready()
+                || matches!(service.state, State::Failed | State::Finished)
+                || self.blocked_for_good(index)
         })
+    }
+
+    /// Whether a service that is down waits, directly or not, for a service that is down
+    /// and not wanted (a `down` file), failed or finished. (`after` has no cycles.)
+    fn blocked_for_good(&self, index: usize) -> bool {
+        let service = &self.slots[index].service;
+        service.state == State::Down
+            && service.spec.after.iter().any(|name| {
+                self.by_name.get(name).is_some_and(|&dep| {
+                    let dependency = &self.slots[dep].service;
+                    (!dependency.wanted && dependency.is_stopped())
+                        || matches!(dependency.state, State::Failed | State::Finished)
+                        || self.blocked_for_good(dep)
+                })
+            })
     }
 
     fn start_main(&mut self, now: Instant) {

@@ -138,3 +138,24 @@ fn a_service_with_a_down_file_is_not_started_at_boot() {
     assert!(layout.lines("sleeper.ran").is_empty(), "{run}");
     assert!(run.stderr.contains("2 services: "), "{run}");
 }
+
+#[test]
+fn the_main_command_does_not_wait_for_services_that_wait_on_a_down_or_failed_one() {
+    let layout = Layout::new("blocked-dependents");
+    layout.service("sleeper", "exec sleep 1000");
+    layout.write("sleeper", "down", "", 0o644);
+    layout.service_with("dreamer", "exec sleep 1000", "after = [\"sleeper\"]\n");
+    // Never ready, since it never says so: fails before its dependent could start.
+    let give_up_at_once = "restart-delay = \"10ms\"\nmax-restarts = 1\nready = { notify-fd = 3 }\n";
+    layout.service_with("broken", "exit 1", give_up_at_once);
+    layout.service_with("stranded", "exec sleep 1000", "after = [\"broken\"]\n");
+    let main_ran = layout.path("main.ran");
+    let run = layout.launch(&["touch", &main_ran]).run();
+    run.assert_code(0);
+    assert!(std::path::Path::new(&main_ran).exists(), "{run}");
+    assert!(run.stderr.contains("broken: FAILED"), "{run}");
+    for never_started in ["sleeper", "dreamer", "stranded"] {
+        let started = format!("{never_started}: started");
+        assert_eq!(log_count(&run.stderr, &started), 0, "{run}");
+    }
+}

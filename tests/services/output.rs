@@ -107,6 +107,28 @@ fn a_line_left_unfinished_by_one_run_is_not_glued_to_the_next_runs_first_line() 
     assert_eq!(run.stdout, "glue | unfinished\nglue | next run\n", "{run}");
 }
 
+#[test]
+fn log_prefix_false_passes_the_bytes_through_untouched() {
+    let layout = Layout::new("no-prefix");
+    let raw = "{\"level\":\"info\",\"msg\":\"a | b\"}\n\tindented\r\nno newline at the end";
+    layout.service_with(
+        "json",
+        &format!(
+            "printf '%s' {}\nexec sleep 1000",
+            crate::harness::sh_quote(raw)
+        ),
+        "log-prefix = false\n",
+    );
+    let mut pidvisor = layout.start();
+    pidvisor.wait_until("the service has printed", |p| {
+        p.stdout_so_far().ends_with("at the end")
+    });
+    pidvisor.signal(libc::SIGTERM);
+    let run = pidvisor.finish(PATIENCE);
+    run.assert_code(0);
+    assert_eq!(run.stdout, raw, "{run}");
+}
+
 /// The pid (as the test sees it) of pidvisor's child whose command line contains `needle`.
 fn child_running(pidvisor: &mut Pidvisor, needle: &str) -> i32 {
     let pid1 = pidvisor.host_pid();

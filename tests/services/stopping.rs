@@ -77,3 +77,29 @@ fn at_shutdown_the_stop_timeout_bounds_a_stubborn_service_not_the_grace_time() {
         "{run}"
     );
 }
+
+#[test]
+fn a_service_is_stopped_with_its_stop_signal() {
+    let layout = Layout::new("stop-signal");
+    let got = layout.quoted("got");
+    // Ready once its handlers are set; TERM would kill it without a word.
+    layout.service_with(
+        "graceful",
+        &format!(
+            "trap 'echo INT >> {got}; exit 0' INT\n\
+             trap 'echo TERM >> {got}; exit 0' TERM\n\
+             echo >&3\nsleep 1000 & wait"
+        ),
+        "stop-signal = \"SIGINT\"\nready = { notify-fd = 3 }\n",
+    );
+    let mut pidvisor = layout.start();
+    pidvisor.wait_for_log("graceful: ready");
+    pidvisor.signal(libc::SIGTERM);
+    let run = pidvisor.finish(PATIENCE);
+    run.assert_code(0);
+    assert_eq!(layout.lines("got"), ["INT"], "{run}");
+    assert!(
+        run.stderr.contains("graceful: stopped (exit code 0)"),
+        "{run}"
+    );
+}
