@@ -871,6 +871,14 @@ impl Supervisor {
     fn apply(&mut self, index: usize, actions: Vec<Action>, now: Instant) {
         for action in actions {
             match action {
+                Action::Spawn if !matches!(self.stage, Stage::Init { .. } | Stage::Up) => {
+                    // Only a restart can come up during shutdown: the service stays down.
+                    info!(
+                        "{}: not restarted (shutting down)",
+                        self.slots[index].service.name()
+                    );
+                    self.slots[index].service.wanted = false;
+                }
                 Action::Spawn => {
                     let follow_up = match self.spawn_service(index) {
                         Ok(pid) => {

@@ -159,3 +159,31 @@ fn the_main_command_does_not_wait_for_services_that_wait_on_a_down_or_failed_one
         assert_eq!(log_count(&run.stderr, &started), 0, "{run}");
     }
 }
+
+#[test]
+fn a_service_that_ends_during_shutdown_is_not_restarted() {
+    let layout = Layout::new("no-restart-at-shutdown");
+    let pid_file = layout.quoted("base.pid");
+    // A stable run restarts at once (stable-after = 0), were it still wanted.
+    layout.service_with(
+        "base",
+        &format!("echo $$ > {pid_file}\nexec sleep 1000"),
+        "stable-after = \"0s\"\n",
+    );
+    // Stopping, it ends the base and waits until pidvisor has reaped it.
+    layout.service_with(
+        "top",
+        &format!(
+            "trap 'kill $(cat {pid_file}); while kill -0 $(cat {pid_file}) 2>/dev/null; do \
+             sleep 0.01; done; exit 0' TERM\necho >&3\nsleep 1000 & wait"
+        ),
+        "after = [\"base\"]\nready = { notify-fd = 3 }\n",
+    );
+    let mut pidvisor = layout.start();
+    pidvisor.wait_for_log("top: ready");
+    pidvisor.signal(libc::SIGTERM);
+    let run = pidvisor.finish(PATIENCE);
+    run.assert_code(0);
+    assert!(run.stderr.contains("base: killed by SIGTERM"), "{run}");
+    assert_eq!(log_count(&run.stderr, "base: started"), 1, "{run}");
+}
