@@ -1,6 +1,7 @@
 //! Stop escalation: a service that ignores its stop signal gets SIGKILL on its whole process
 //! group once `stop-timeout` is over, so a shell wrapper and the grandchild it started
-//! both disappear; at shutdown that bounds the time to stop, whatever `--grace` says.
+//! both disappear (also when `run` itself exits but leaves such a process behind); at
+//! shutdown that bounds the time to stop, whatever `--grace` says.
 
 use std::time::{Duration, Instant};
 
@@ -57,10 +58,22 @@ fn at_shutdown_the_stop_timeout_bounds_a_stubborn_service_not_the_grace_time() {
     let _timed = timed();
     let layout = Layout::new("stop-at-shutdown");
     layout.service_with("stubborn", IGNORES_TERM, "stop-timeout = \"500ms\"\n");
+    // Its `run` exits at once on TERM, but leaves a child that ignores TERM behind.
+    layout.service_with(
+        "leaver",
+        "sh -c 'trap \"\" TERM; exec sleep 1001' &\ntrap 'exit 0' TERM\nwait",
+        "stop-timeout = \"500ms\"\n",
+    );
     let mut pidvisor = layout.launch(&["--grace", "60s"]).start();
     let pid1 = pidvisor.host_pid();
-    pidvisor.wait_until("the grandchild runs", |_| {
-        descendants_of(pid1).iter().any(|p| p.comm == "sleep")
+    pidvisor.wait_until("both services' sleeps run", |_| {
+        let commands: Vec<String> = descendants_of(pid1)
+            .iter()
+            .map(|p| cmdline(p.pid))
+            .collect();
+        ["sleep 1000", "sleep 1001"]
+            .iter()
+            .all(|sleep| commands.iter().any(|c| c == sleep))
     });
     let sent = Instant::now();
     pidvisor.signal(libc::SIGTERM);
@@ -71,11 +84,24 @@ fn at_shutdown_the_stop_timeout_bounds_a_stubborn_service_not_the_grace_time() {
         took >= Duration::from_millis(500) && took < Duration::from_secs(10),
         "took {took:?}\n{run}"
     );
-    assert!(
-        run.stderr
-            .contains("stubborn: still running 500ms after SIGTERM"),
-        "{run}"
-    );
+    for name in ["stubborn", "leaver"] {
+        assert!(
+            run.stderr
+                .contains(&format!("{name}: still running 500ms after SIGTERM")),
+            "{run}"
+        );
+    }
+}
+
+/// The command line of `pid`, its words joined by spaces.
+fn cmdline(pid: i32) -> String {
+    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let words: Vec<String> = bytes
+        .split(|&b| b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    words.join(" ")
 }
 
 #[test]
