@@ -648,6 +648,15 @@ impl Pidvisor {
         main.expect("found by wait_until")
     }
 
+    /// Sends SIGTERM, waits for the exit (with [`PATIENCE`]) and checks that it is a clean
+    /// one: exit code 0, as for a container without a main command that was asked to stop.
+    pub fn shut_down(self) -> Run {
+        self.signal(libc::SIGTERM);
+        let run = self.finish(PATIENCE);
+        run.assert_code(0);
+        run
+    }
+
     /// Waits up to `timeout` for the exit, then collects the output.
     pub fn finish(mut self, timeout: Duration) -> Run {
         poll_until(timeout, "pidvisor has exited", || {

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{PATIENCE, timed};
+use crate::harness::timed;
 use crate::layout::{Layout, log_count};
 
 /// `echo START_NANOS >> starts`, the line every service here begins with.
@@ -17,14 +17,18 @@ fn record_start(layout: &Layout) -> String {
     format!("date +%s%N >> {}", layout.quoted("starts"))
 }
 
-/// Gaps between consecutive start times in the `starts` file.
-fn gaps(layout: &Layout) -> Vec<Duration> {
-    let starts: Vec<u64> = layout
-        .lines("starts")
+/// The times (nanoseconds) the services wrote to `file`, one a line.
+fn timestamps(layout: &Layout, file: &str) -> Vec<u64> {
+    let lines = layout.lines(file);
+    lines
         .iter()
         .map(|l| l.parse().expect("nanoseconds"))
-        .collect();
-    starts
+        .collect()
+}
+
+/// Gaps between consecutive start times in the `starts` file.
+fn gaps(layout: &Layout) -> Vec<Duration> {
+    timestamps(layout, "starts")
         .windows(2)
         .map(|w| Duration::from_nanos(w[1] - w[0]))
         .collect()
@@ -52,9 +56,7 @@ fn a_crash_loop_backs_off_exponentially_up_to_the_maximum() {
     layout.service_with("crashy", &body, toml);
     let mut pidvisor = layout.start();
     layout.wait_for_lines(&mut pidvisor, "starts", 6);
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
 
     assert_eq!(
         announced_delays(&run.stderr),
@@ -96,9 +98,7 @@ fn a_stable_run_restarts_at_once_and_resets_the_backoff() {
     layout.service_with("flaky", &body, toml);
     let mut pidvisor = layout.start();
     layout.wait_for_lines(&mut pidvisor, "starts", 5);
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
 
     // No delay after the stable run; 300 ms (not 4.8 s) after the next quick crash.
     assert_eq!(
@@ -107,16 +107,7 @@ fn a_stable_run_restarts_at_once_and_resets_the_backoff() {
         "{run}"
     );
     let gaps = gaps(&layout);
-    let ends: Vec<u64> = layout
-        .lines("ends")
-        .iter()
-        .map(|l| l.parse().expect("nanoseconds"))
-        .collect();
-    let starts: Vec<u64> = layout
-        .lines("starts")
-        .iter()
-        .map(|l| l.parse().expect("nanoseconds"))
-        .collect();
+    let (starts, ends) = (timestamps(&layout, "starts"), timestamps(&layout, "ends"));
     let after_stable = Duration::from_nanos(starts[3] - ends[2]);
     assert!(
         after_stable < Duration::from_millis(300),
@@ -147,9 +138,7 @@ fn too_many_restarts_within_the_window_leave_the_service_failed() {
         !pidvisor.has_exited(),
         "a service that is not critical fails alone"
     );
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     assert_eq!(layout.lines("starts").len(), 3, "{run}");
     let failed = run
         .log_lines()
@@ -176,9 +165,7 @@ fn restarts_spread_wider_than_the_window_never_give_up() {
     layout.service_with("patient", &body, toml);
     let mut pidvisor = layout.start();
     layout.wait_for_lines(&mut pidvisor, "starts", 4);
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     assert_eq!(log_count(&run.stderr, "FAILED"), 0, "{run}");
 }
 

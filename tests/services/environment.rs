@@ -5,7 +5,6 @@
 
 use std::process::Command;
 
-use crate::harness::PATIENCE;
 use crate::layout::{Layout, log_count};
 
 /// Prints the variables a service should see, one `name=value` a line.
@@ -41,9 +40,7 @@ fn the_containers_environment_reaches_run_finish_and_the_readiness_command() {
         .start();
     pidvisor.wait_for_log("envy: ready");
     layout.wait_for_lines(&mut pidvisor, "run.env", 5);
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     let folder = layout.path("services.d/envy");
     let expected = [
         "greeting=hello, container".to_owned(),
@@ -69,9 +66,7 @@ fn a_service_with_a_user_runs_as_that_user() {
     pidvisor.wait_until("the service has printed who it is", |p| {
         p.stdout_so_far().contains("who | HOME=")
     });
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     let id = Command::new("id")
         .arg("nobody")
         .output()
@@ -117,9 +112,7 @@ fn without_a_main_command_hup_and_usr1_reach_every_running_service() {
     layout.wait_for_lines(&mut pidvisor, "events", 2);
     pidvisor.signal(libc::SIGUSR1);
     layout.wait_for_lines(&mut pidvisor, "events", 4);
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     let mut events = layout.lines("events");
     events[..2].sort();
     events[2..].sort();

@@ -2,7 +2,6 @@
 //! killed by a signal; then the signal number, 0 if none); exiting 125 keeps the service
 //! down; a `finish` that outlives `finish-timeout` is killed and the policy goes on.
 
-use crate::harness::PATIENCE;
 use crate::layout::Layout;
 
 #[test]
@@ -34,9 +33,7 @@ fn finish_gets_the_exit_code_or_256_and_the_signal_and_125_keeps_the_service_dow
     );
     let mut pidvisor = layout.start();
     pidvisor.wait_for_log("ender: not restarted (finish exited 125)");
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     assert_eq!(
         layout.lines("finish.args"),
         ["2 3 0 ender", "2 256 9 ender", "2 256 15 ender"],
@@ -65,9 +62,7 @@ fn a_finish_that_outlives_its_timeout_is_killed_and_the_service_restarts() {
     );
     let mut pidvisor = layout.start();
     layout.wait_for_lines(&mut pidvisor, "runs", 2);
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     assert!(
         run.stderr
             .contains("slowfinish: finish still running after 300ms: killing it"),

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use crate::harness::{PATIENCE, heavy, mkfifo};
+use crate::harness::{heavy, mkfifo};
 use crate::layout::{Layout, fifo_writer, log_count};
 
 #[test]
@@ -53,9 +53,7 @@ fn broken_services_get_a_clear_log_line_and_the_others_keep_running() {
         p.stdout_so_far().contains("healthy | pong still-here\n")
     });
     assert!(!pidvisor.has_exited());
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
 
     assert_eq!(layout.lines("healthy.runs").len(), 1, "{run}");
     assert_eq!(log_count(&run.stderr, "healthy: started"), 1, "{run}");

@@ -6,7 +6,7 @@
 //! before it reports ready on fd 3, and on SIGTERM before it exits, so the file order is
 //! the order pidvisor drove them in.
 
-use crate::harness::{PATIENCE, sh_quote};
+use crate::harness::sh_quote;
 use crate::layout::{Layout, log_count};
 
 /// A service that logs `start NAME` and `stop NAME` to the `order` file and says ready on
@@ -50,9 +50,7 @@ fn init_then_start_in_dependency_order_then_stop_in_reverse_then_finish_scripts(
     }
     let mut pidvisor = layout.start();
     layout.wait_for_lines(&mut pidvisor, "order", 5);
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     assert_eq!(
         layout.lines("order"),
         [
@@ -181,9 +179,7 @@ fn a_service_that_ends_during_shutdown_is_not_restarted() {
     );
     let mut pidvisor = layout.start();
     pidvisor.wait_for_log("top: ready");
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     assert!(run.stderr.contains("base: killed by SIGTERM"), "{run}");
     assert_eq!(log_count(&run.stderr, "base: started"), 1, "{run}");
 }

@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::harness::{PATIENCE, Pidvisor, children_of, heavy, proc_stat};
+use crate::harness::{Pidvisor, children_of, heavy, proc_stat};
 use crate::layout::{Layout, fifo_writer};
 
 const LINES: usize = 100_000;
@@ -54,9 +54,7 @@ fn two_services_writing_100k_lines_at_once_get_every_line_whole_and_prefixed() {
         pidvisor.wait_for_log(&format!("{name}: not restarted"));
     }
     // Whatever is still in the pipes must come out before pidvisor exits.
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     if let Err(problem) = check_prefixed_lines(&run.stdout, &writers, LINES) {
         panic!("{problem}\nstderr:\n{}", run.stderr);
     }
@@ -101,9 +99,7 @@ fn a_line_left_unfinished_by_one_run_is_not_glued_to_the_next_runs_first_line() 
     pidvisor.wait_until("the second run has printed", |p| {
         p.stdout_so_far().contains("next run")
     });
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     assert_eq!(run.stdout, "glue | unfinished\nglue | next run\n", "{run}");
 }
 
@@ -123,9 +119,7 @@ fn log_prefix_false_passes_the_bytes_through_untouched() {
     pidvisor.wait_until("the service has printed", |p| {
         p.stdout_so_far().ends_with("at the end")
     });
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     assert_eq!(run.stdout, raw, "{run}");
 }
 
@@ -224,9 +218,7 @@ fn the_logger_gets_every_line_exactly_once_when_it_and_its_service_are_killed() 
     batch(&mut pidvisor, 4000);
     layout.wait_for_lines(&mut pidvisor, "logged", 4000);
 
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     let logged = layout.lines("logged");
     let expected: Vec<String> = (1..=4000).map(|n| format!("line {n}")).collect();
     let first_difference =

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::net::TcpListener;
 
-use crate::harness::{PATIENCE, mkfifo, python, sh_quote};
+use crate::harness::{mkfifo, python, sh_quote};
 use crate::layout::{Layout, fifo_writer, log_count};
 
 /// A port nobody listens on (as far as anyone can know).
@@ -89,9 +89,7 @@ fn dependents_start_only_once_each_kind_of_readiness_is_reached() {
         });
         pidvisor.wait_for_log(&format!("{kind}: ready"));
     }
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     let events = layout.lines("events");
     for (kind, _, _) in &kinds {
         let position = |line: String| events.iter().position(|e| *e == line);
@@ -133,9 +131,7 @@ fn a_service_not_ready_within_its_timeout_is_stopped_and_its_policy_applies() {
     for (name, _) in &kinds {
         pidvisor.wait_for_log(&format!("{name}: not restarted (restart policy)"));
     }
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     for (name, _) in &kinds {
         assert!(
             run.stderr

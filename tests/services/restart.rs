@@ -6,7 +6,6 @@
 //! that must not restart has to say so in the log, and its count must still be 1 once
 //! the restarting ones (started at the same moment) have reached 3.
 
-use crate::harness::PATIENCE;
 use crate::layout::{Layout, log_count};
 
 /// How a run ends: (service name, the end of its script, what pidvisor logs).
@@ -61,9 +60,7 @@ fn check_policy(policy: &str, extra_toml: &str, restarted: impl Fn(&str) -> bool
             pidvisor.stderr_so_far()
         );
     }
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     for (name, _) in &services {
         let started = log_count(&run.stderr, &format!("{name}: started (pid"));
         let expected = if restarted(name) { 3 } else { 1 };

@@ -49,8 +49,7 @@ fn a_service_that_ignores_its_stop_signal_is_killed_with_its_whole_group() {
         ),
         "{stderr}"
     );
-    pidvisor.signal(libc::SIGTERM);
-    pidvisor.finish(PATIENCE).assert_code(0);
+    pidvisor.shut_down();
 }
 
 #[test]
@@ -120,9 +119,7 @@ fn a_service_is_stopped_with_its_stop_signal() {
     );
     let mut pidvisor = layout.start();
     pidvisor.wait_for_log("graceful: ready");
-    pidvisor.signal(libc::SIGTERM);
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(0);
+    let run = pidvisor.shut_down();
     assert_eq!(layout.lines("got"), ["INT"], "{run}");
     assert!(
         run.stderr.contains("graceful: stopped (exit code 0)"),
