@@ -31,10 +31,11 @@ fn broken_services_get_a_clear_log_line_and_the_others_keep_running() {
     let ping = layout.path("ping");
     mkfifo(&ping);
     let runs = layout.quoted("healthy.runs");
+    // It opens the FIFO for reading and writing: never an end of file when a writer closes.
     layout.service(
         "healthy",
         &format!(
-            "echo run >> {runs}\nwhile :; do read word < {}; echo \"pong $word\"; done",
+            "echo run >> {runs}\nexec 3<> {}\nwhile :; do read word <&3; echo \"pong $word\"; done",
             layout.quoted("ping")
         ),
     );
