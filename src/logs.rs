@@ -12,6 +12,7 @@
 //! the reader of the container's output is slow, the services feel the back-pressure
 //! instead of losing lines.
 
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::Stdio;
@@ -52,10 +53,42 @@ impl Pipe {
     pub fn writer_for_child(&self) -> io::Result<Stdio> {
         Ok(Stdio::from(self.write.try_clone()?))
     }
+}
 
-    /// A copy of the read end for a child's stdin.
+/// The pipe from a service's stdout to its logger's stdin. pidvisor holds both ends for
+/// its whole life, so that a restart of either side loses nothing; at shutdown, once the
+/// service is down, it closes its write end, so that the logger reads the last lines and
+/// then end-of-file (s6's way to stop a logger without losing its input).
+pub struct LogPipe {
+    read: OwnedFd,
+    write: RefCell<Option<OwnedFd>>,
+}
+
+impl LogPipe {
+    pub fn new() -> io::Result<LogPipe> {
+        let Pipe { read, write } = Pipe::new()?;
+        Ok(LogPipe {
+            read,
+            write: RefCell::new(Some(write)),
+        })
+    }
+
+    /// A copy of the write end for the service's stdout.
+    pub fn writer_for_child(&self) -> io::Result<Stdio> {
+        match &*self.write.borrow() {
+            Some(write) => Ok(Stdio::from(write.try_clone()?)),
+            None => Err(io::Error::other("the log pipe is closed (shutting down)")),
+        }
+    }
+
+    /// A copy of the read end for the logger's stdin.
     pub fn reader_for_child(&self) -> io::Result<Stdio> {
         Ok(Stdio::from(self.read.try_clone()?))
+    }
+
+    /// Closes pidvisor's write end for good.
+    pub fn close_write_end(&self) {
+        self.write.borrow_mut().take();
     }
 }
 

@@ -39,7 +39,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use tracing::{debug, error, info, warn};
 
 use crate::cli::{ForwardTarget, Options};
-use crate::logs::{LineRelay, Pipe, Scratch, Sink};
+use crate::logs::{LineRelay, LogPipe, Scratch, Sink};
 use crate::probe::{Notification, NotifyPipe, TcpProbe};
 use crate::reaper::{self, Exit, Remaining};
 use crate::scan;
@@ -116,8 +116,8 @@ struct Slot {
     stderr: Option<LineRelay>,
     /// The pipe to its logger: the service writes its stdout here, the logger reads it as
     /// stdin. Shared by the two slots, held open for pidvisor's whole life.
-    to_logger: Option<Rc<Pipe>>,
-    from_service: Option<Rc<Pipe>>,
+    to_logger: Option<Rc<LogPipe>>,
+    from_service: Option<Rc<LogPipe>>,
     notify: Option<NotifyPipe>,
     tcp: Option<TcpProbe>,
     probe_pid: Option<i32>,
@@ -211,7 +211,7 @@ impl Supervisor {
             }
             let mut slot = self.new_slot(spec.clone())?;
             if let Some(run) = logger {
-                let pipe = Rc::new(Pipe::new()?);
+                let pipe = Rc::new(LogPipe::new()?);
                 slot.to_logger = Some(Rc::clone(&pipe));
                 let mut logger_slot = self.new_slot(logger_spec(&spec, run))?;
                 logger_slot.from_service = Some(pipe);
@@ -860,7 +860,13 @@ impl Supervisor {
                 !other.service.spec.after.iter().any(|n| n == name) || other.service.is_stopped()
             });
             if dependents_down && self.slots[index].service.wanted {
-                let actions = self.slots[index].service.stop(now);
+                let mut actions = self.slots[index].service.stop(now);
+                if let Some(pipe) = &self.slots[index].from_service {
+                    // A logger whose service is down: no stop signal, but end-of-file
+                    // once it has read the last lines (SIGKILL after its stop-timeout).
+                    pipe.close_write_end();
+                    actions.retain(|action| !matches!(action, Action::Signal { .. }));
+                }
                 self.apply(index, actions, now);
             }
         }

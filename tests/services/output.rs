@@ -240,3 +240,29 @@ fn the_logger_gets_every_line_exactly_once_when_it_and_its_service_are_killed() 
         "the lines went to the logger only\n{run}"
     );
 }
+
+#[test]
+fn the_logger_gets_the_lines_its_service_writes_while_stopping() {
+    let layout = Layout::new("logger-goodbye");
+    // On TERM the service writes 200 more lines, then exits; its logger is stopped after.
+    layout.service_with(
+        "polite",
+        "trap 'for i in $(seq 200); do echo \"goodbye $i\"; done; exit 0' TERM\n\
+         echo hello\nsleep 1000 & wait",
+        "",
+    );
+    layout.write(
+        "polite",
+        "log/run",
+        &format!(
+            "#!/bin/sh\nexec >> {}\nwhile IFS= read -r line; do printf '%s\\n' \"$line\"; done\n",
+            layout.quoted("logged")
+        ),
+        0o755,
+    );
+    let mut pidvisor = layout.start();
+    layout.wait_for_lines(&mut pidvisor, "logged", 1);
+    let run = pidvisor.shut_down();
+    let logged = layout.lines("logged");
+    assert_eq!(logged.len(), 201, "last logged: {:?}\n{run}", logged.last());
+}
