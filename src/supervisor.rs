@@ -575,6 +575,10 @@ impl Supervisor {
             slot.notify = None;
             slot.tcp = None;
             slot.probe_at = None;
+            if let Some(probe) = slot.probe_pid.take() {
+                // A readiness command that outlived its service: its answer is moot.
+                let _ = signals::send(-probe, libc::SIGKILL);
+            }
             let group_empty = group_is_empty(pid);
             slot.service.on_exit(exit, group_empty, now)
         };

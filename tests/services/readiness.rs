@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::net::TcpListener;
 
-use crate::harness::{mkfifo, python, sh_quote};
+use crate::harness::{descendants_of, mkfifo, python, sh_quote};
 use crate::layout::{Layout, fifo_writer, log_count};
 
 /// A port nobody listens on (as far as anyone can know).
@@ -148,4 +148,22 @@ fn a_service_not_ready_within_its_timeout_is_stopped_and_its_policy_applies() {
             "{run}"
         );
     }
+}
+
+#[test]
+fn a_readiness_command_still_running_when_its_service_ends_is_killed() {
+    let layout = Layout::new("hung-probe");
+    layout.service_with(
+        "hopeful",
+        "exec sleep 1000",
+        "ready = { command = \"exec sleep 1001\" }\nready-timeout = \"300ms\"\n\
+         restart = \"never\"\n",
+    );
+    let mut pidvisor = layout.start();
+    pidvisor.wait_for_log("hopeful: not restarted (restart policy)");
+    let pid1 = pidvisor.host_pid();
+    pidvisor.wait_until("the readiness command is gone", |_| {
+        descendants_of(pid1).is_empty()
+    });
+    pidvisor.shut_down();
 }
