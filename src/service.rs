@@ -249,7 +249,6 @@ impl Service {
     /// `run` exited. `group_empty` says whether any process of its group is left.
     pub fn on_exit(&mut self, exit: Exit, group_empty: bool, now: Instant) -> Vec<Action> {
         self.last_exit = Some((exit, now));
-        let mut actions = Vec::new();
         match self.state {
             State::Stopping { deadline, .. } if !group_empty => {
                 // The leader is gone but its group lingers: wait for it, or for SIGKILL.
@@ -258,23 +257,28 @@ impl Service {
                     pid: None,
                     deadline,
                 };
-                return actions;
+                Vec::new()
             }
             State::Starting { pid, .. } | State::Ready { pid } if !group_empty => {
+                // Stopped like any service (SIGKILL to the group after stop-timeout), and
+                // only then finished or restarted: nothing of this run is left behind.
                 warn!(
                     "{}: run exited but left processes in its group; sending them {}",
                     self.name(),
                     signals::name(self.spec.stop_signal)
                 );
-                actions.push(Action::Signal {
+                self.pending_exit = Some(exit);
+                self.state = State::Stopping {
+                    pid: None,
+                    deadline: Some(now + self.spec.stop_timeout),
+                };
+                vec![Action::Signal {
                     pgid: pid,
                     signo: self.spec.stop_signal,
-                });
+                }]
             }
-            _ => {}
+            _ => self.finish_or_decide(exit, now),
         }
-        actions.extend(self.finish_or_decide(exit, now));
-        actions
     }
 
     /// The last process of a stopping service's group is gone.
@@ -890,19 +894,33 @@ mod tests {
     }
 
     #[test]
-    fn a_crash_that_leaves_its_group_behind_signals_the_rest() {
+    fn a_crash_that_leaves_its_group_behind_stops_the_rest_before_restarting() {
         let t0 = Instant::now();
         let mut service = running(spec(), t0);
         let actions = service.on_exit(Exit::Code(1), false, t0 + secs(20.0));
         assert_eq!(
             actions,
-            vec![
-                Action::Signal {
-                    pgid: 100,
-                    signo: libc::SIGTERM
-                },
-                Action::Spawn
-            ]
+            vec![Action::Signal {
+                pgid: 100,
+                signo: libc::SIGTERM
+            }]
+        );
+        assert_eq!(
+            service.state,
+            State::Stopping {
+                pid: None,
+                deadline: Some(t0 + secs(25.0))
+            }
+        );
+        // The rest goes: a stable run restarts at once.
+        assert_eq!(service.on_group_empty(t0 + secs(21.0)), vec![Action::Spawn]);
+
+        // The rest ignores the signal: SIGKILL at the deadline, then the restart.
+        service.on_spawned(200, t0 + secs(21.0));
+        service.on_exit(Exit::Code(1), false, t0 + secs(40.0));
+        assert_eq!(
+            service.on_deadline(t0 + secs(45.0)),
+            vec![Action::Kill { pgid: 200 }, Action::Spawn]
         );
     }
 }

@@ -1,12 +1,12 @@
 //! Stop escalation: a service that ignores its stop signal gets SIGKILL on its whole process
 //! group once `stop-timeout` is over, so a shell wrapper and the grandchild it started
-//! both disappear (also when `run` itself exits but leaves such a process behind); at
-//! shutdown that bounds the time to stop, whatever `--grace` says.
+//! both disappear (also when `run` itself exits, stopping or crashing, but leaves such a
+//! process behind); at shutdown that bounds the time to stop, whatever `--grace` says.
 
 use std::time::{Duration, Instant};
 
 use crate::harness::{PATIENCE, ProcStat, children_of, descendants_of, proc_stat, timed};
-use crate::layout::Layout;
+use crate::layout::{Layout, log_count};
 
 /// `run` ignores TERM and starts `sh -c 'sleep & wait'` (which inherits the ignored TERM):
 /// a wrapper, its child and its grandchild, all in the service's process group.
@@ -125,4 +125,32 @@ fn a_service_is_stopped_with_its_stop_signal() {
         run.stderr.contains("graceful: stopped (exit code 0)"),
         "{run}"
     );
+}
+
+#[test]
+fn what_a_crashed_run_leaves_in_its_group_is_stopped_before_the_restart() {
+    let layout = Layout::new("leftovers");
+    let runs = layout.quoted("runs");
+    // Every run leaves a child that ignores TERM (from its start: the ignoring is
+    // inherited), and crashes; the third run stays.
+    layout.service_with(
+        "leaky",
+        &format!(
+            "echo run >> {runs}\n\
+             if [ \"$(wc -l < {runs})\" -ge 3 ]; then exec sleep 1000; fi\n\
+             trap '' TERM\nsleep 1002 &\nexit 1"
+        ),
+        "restart-delay = \"10ms\"\nstop-timeout = \"300ms\"\n",
+    );
+    let mut pidvisor = layout.start();
+    layout.wait_for_lines(&mut pidvisor, "runs", 3);
+    let pid1 = pidvisor.host_pid();
+    pidvisor.wait_until("no leftover of a crashed run is running", |_| {
+        !descendants_of(pid1)
+            .iter()
+            .any(|p| cmdline(p.pid) == "sleep 1002")
+    });
+    let run = pidvisor.shut_down();
+    let killed = "leaky: still running 300ms after SIGTERM: sending SIGKILL to its process group";
+    assert_eq!(log_count(&run.stderr, killed), 2, "{run}");
 }
