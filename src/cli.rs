@@ -162,8 +162,14 @@ where
     let mut options = Options::default();
     apply_env(&mut options, &env)?;
 
+    // `--check [DIR]`: `Some(None)` until DIR (the next word that is not an option) comes.
+    let mut check: Option<Option<PathBuf>> = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
+        if check == Some(None) && !arg.as_encoded_bytes().starts_with(b"-") {
+            check = Some(Some(PathBuf::from(arg)));
+            continue;
+        }
         let Some(text) = arg.to_str() else {
             // Not UTF-8, so not one of our flags: the main command starts here.
             options.command.push(arg);
@@ -203,15 +209,18 @@ where
             "--finish-dir" => options.finish_dir = PathBuf::from(value(flag)?),
             "--finish-timeout" => options.finish_timeout = parse_grace(&value(flag)?, flag)?,
             "--init-continue-on-error" => options.init_continue_on_error = true,
-            "--check" => {
-                let dir = inline_value
-                    .map(PathBuf::from)
-                    .or_else(|| args.next().map(PathBuf::from))
-                    .unwrap_or(options.services_dir);
-                return Ok(Invocation::Check(dir));
-            }
+            "--check" => check = Some(inline_value.map(PathBuf::from)),
             _ => return Err(UsageError(format!("unknown option '{text}'"))),
         }
+    }
+    if let Some(dir) = check {
+        if !options.command.is_empty() {
+            let extra = options.command[0].to_string_lossy();
+            return Err(UsageError(format!(
+                "--check takes one folder, not also '{extra}'"
+            )));
+        }
+        return Ok(Invocation::Check(dir.unwrap_or(options.services_dir)));
     }
     Ok(Invocation::Run(options))
 }
@@ -386,6 +395,20 @@ mod tests {
             check(&["-s", "/x", "--check"]),
             Ok(Invocation::Check(PathBuf::from("/x")))
         );
+        // Options after --check are options, not its folder.
+        assert_eq!(
+            check(&["--check", "--services-dir", "/x"]),
+            Ok(Invocation::Check(PathBuf::from("/x")))
+        );
+        assert_eq!(
+            check(&["--check", "-l", "debug", "/y"]),
+            Ok(Invocation::Check(PathBuf::from("/y")))
+        );
+        assert_eq!(
+            check(&["--check=/z", "-s", "/x"]),
+            Ok(Invocation::Check(PathBuf::from("/z")))
+        );
+        assert!(check(&["--check", "/y", "/z"]).is_err());
     }
 
     #[test]
