@@ -17,7 +17,8 @@
 //!    │          ▼ quick crash              ▼ stable run          ▼ policy says no / gave up
 //!    └──── Backoff ──(deadline)──▶ spawn   spawn at once      Finished / Failed
 //!
-//!   Starting/Ready ──stop──▶ Stopping ──(exit, group empty | deadline: SIGKILL)──▶ Down
+//!   Starting/Ready ──stop, or exit leaving its group──▶ Stopping
+//!       ──(exit, group empty | deadline: SIGKILL)──▶ Down, or Finishing etc. if still wanted
 //! ```
 
 use std::collections::VecDeque;

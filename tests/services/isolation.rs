@@ -98,7 +98,8 @@ fn broken_services_get_a_clear_log_line_and_the_others_keep_running() {
     let first_difference = (0..flood.len().max(expected.len()))
         .find(|&i| flood.get(i).copied() != expected.get(i).map(String::as_str));
     if let Some(at) = first_difference {
-        std::fs::write(layout.path("stdout.txt"), &run.stdout).expect("debug dump");
+        // Too long to print: kept in the temp dir, which a failing test keeps.
+        std::fs::write(layout.path("stdout.txt"), &run.stdout).expect("writing stdout.txt");
         let show = |line: Option<&str>| line.map(|l| format!("{} bytes: {:.60}", l.len(), l));
         panic!(
             "flood line {at}: {:?}, expected {:?}; {} lines\nstderr:\n{}",

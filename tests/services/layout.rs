@@ -10,6 +10,7 @@ use std::path::Path;
 
 use crate::harness::{Launch, Pidvisor, TempDir, sh_quote};
 
+/// One test's temp dir with the three folders pidvisor reads.
 pub struct Layout {
     pub dir: TempDir,
 }
