@@ -1,8 +1,10 @@
 //! What a service runs with: the container's environment passed through (plus
 //! `PIDVISOR_SERVICE` and its `env` table, for `run`, `finish` and the readiness command
-//! alike), its folder as working directory, the `user` it names; and, without a main
-//! command, the signals pidvisor gets (other than the shutdown ones) reach every service.
+//! alike), its folder as working directory, its `umask`, the `user` it names; and,
+//! without a main command, the signals pidvisor gets (other than the shutdown ones)
+//! reach every service.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use crate::layout::{Layout, log_count};
@@ -18,7 +20,7 @@ fn the_containers_environment_reaches_run_finish_and_the_readiness_command() {
     let toml = "env = { FROM_TOML = \"toml value\", OVERRIDDEN = \"by the toml\" }\n\
                 ready = { command = \"test \\\"$FROM_TOML\\\" = 'toml value' && \
                 test \\\"$CONTAINER_GREETING\\\" = 'hello, container'\" }\n\
-                ready-timeout = \"10s\"\n";
+                ready-timeout = \"10s\"\numask = \"027\"\n";
     layout.service_with(
         "envy",
         &format!(
@@ -51,6 +53,13 @@ fn the_containers_environment_reaches_run_finish_and_the_readiness_command() {
     ];
     assert_eq!(layout.lines("run.env"), expected, "{run}");
     assert_eq!(layout.lines("finish.env"), expected, "{run}");
+    // Both files were created under the umask of service.toml.
+    for file in ["run.env", "finish.env"] {
+        let mode = std::fs::metadata(layout.path(file))
+            .expect("stat")
+            .permissions();
+        assert_eq!(mode.mode() & 0o777, 0o640, "{file}");
+    }
 }
 
 #[test]
