@@ -12,7 +12,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -28,6 +28,8 @@ pub const NO_PIDVISOR: u8 = 4;
 
 /// How long start, stop, restart and wait wait by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often `wait` tries again to connect while pidvisor is not up yet.
+const CONNECT_RETRY: Duration = Duration::from_millis(20);
 /// Extra time the client gives pidvisor to answer beyond the request's own timeout.
 const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 
@@ -46,7 +48,7 @@ Commands:
   wait NAME --state STATE [--restarts N] [--timeout D]
                                  wait until it is in STATE (down, starting, ready,
                                  stopping, finishing, backoff, failed, finished), after at
-                                 least N restarts in all
+                                 least N restarts in all; waits for pidvisor to be up, too
   shutdown [--exit-code N]       shut the container down (with exit code N)
   events [--follow] [--json]     the recent life-cycle events; --follow: then every new
                                  one as it happens
@@ -291,8 +293,31 @@ fn connect(socket: &Path) -> Result<UnixStream, Failure> {
     })
 }
 
+/// `wait` also waits for pidvisor itself: a script started next to it may ask before
+/// the socket exists. Other commands fail at once.
+fn connect_for(socket: &Path, request: &Request) -> Result<UnixStream, Failure> {
+    let Request::Wait { timeout, .. } = request else {
+        return connect(socket);
+    };
+    let deadline = timeout
+        .filter(|t| *t > 0.0)
+        .map(|t| Instant::now() + Duration::from_secs_f64(t));
+    loop {
+        match UnixStream::connect(socket) {
+            Ok(stream) => return Ok(stream),
+            Err(err)
+                if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ECONNREFUSED))
+                    && deadline.is_none_or(|d| Instant::now() < d) =>
+            {
+                std::thread::sleep(CONNECT_RETRY);
+            }
+            Err(_) => return connect(socket),
+        }
+    }
+}
+
 fn talk(socket: &Path, request: &Request, json: bool) -> Result<(), Failure> {
-    let stream = connect(socket)?;
+    let stream = connect_for(socket, request)?;
     let io_failure = |err: io::Error| Failure(NO_PIDVISOR, format!("talking to pidvisor: {err}"));
     let wait = match request {
         Request::Start { timeout, .. }
@@ -305,11 +330,21 @@ fn talk(socket: &Path, request: &Request, json: bool) -> Result<(), Failure> {
         _ => Some(DEFAULT_TIMEOUT),
     };
     stream.set_read_timeout(wait).map_err(io_failure)?;
-    (&stream)
-        .write_all(protocol::render_request(request).as_bytes())
-        .map_err(io_failure)?;
+    let sent = (&stream).write_all(protocol::render_request(request).as_bytes());
     let mut reader = BufReader::new(&stream);
-    let reply = read_reply(&mut reader)?;
+    // A refused client is told why and closed before it can send anything: the reason is
+    // there to read even when the write failed.
+    let reply = match sent {
+        Ok(()) => read_reply(&mut reader)?,
+        Err(err) => {
+            let refusal = read_line(&mut reader)
+                .ok()
+                .flatten()
+                .and_then(|line| serde_json::from_str::<Value>(&line).ok())
+                .filter(|reply| reply["ok"] == Value::Bool(false));
+            return Err(refusal.map_or_else(|| io_failure(err), |reply| refused(&reply)));
+        }
+    };
     if let Request::Events { .. } = request {
         return print_events(&mut reader, &reply, json);
     }
@@ -358,13 +393,18 @@ fn read_reply(reader: &mut impl BufRead) -> Result<Value, Failure> {
     if reply["ok"] == Value::Bool(true) {
         return Ok(reply);
     }
+    Err(refused(&reply))
+}
+
+/// pidvisor's refusal as a [`Failure`] with the matching exit code.
+fn refused(reply: &Value) -> Failure {
     let message = reply["message"].as_str().unwrap_or("refused").to_owned();
     let code = match reply["error"].as_str() {
         Some("timeout") => TIMED_OUT,
         Some("permission_denied") | Some("busy") => NO_PIDVISOR,
         _ => REFUSED,
     };
-    Err(Failure(code, message))
+    Failure(code, message)
 }
 
 fn read_line(reader: &mut impl BufRead) -> Result<Option<String>, Failure> {

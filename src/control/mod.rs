@@ -46,6 +46,8 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const FOLLOW_LIMIT: usize = 1024 * 1024;
 /// Clients at once; more are told `busy` and closed.
 pub const MAX_CLIENTS: usize = 256;
+/// How long the clients get, in all, to read what is queued for them when pidvisor exits.
+const EXIT_FLUSH: Duration = Duration::from_millis(200);
 /// How long a client being closed gets to read its last error line.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Bytes read per readiness event.
@@ -474,6 +476,16 @@ impl ControlServer {
             Mode::Busy | Mode::Following => false,
         };
         if done {
+            if matches!(client.mode, Mode::Closing { .. }) {
+                // Read what is left of a refused request, so that the close is a clean
+                // end-of-file for the peer instead of a reset that could hide our error.
+                let mut chunk = [0u8; READ_CHUNK];
+                for _ in 0..64 {
+                    if !matches!(client.stream.read(&mut chunk), Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+            }
             self.drop_client(epoll, id);
             return;
         }
@@ -496,9 +508,47 @@ impl ControlServer {
 }
 
 impl Drop for ControlServer {
-    /// pidvisor is exiting: nobody will answer on this path any more.
+    /// pidvisor is exiting: nobody will answer on this path any more. What is still
+    /// queued for the clients (the `exit` event, a last reply) gets [`EXIT_FLUSH`] in all
+    /// to go out.
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
+        let deadline = Instant::now() + EXIT_FLUSH;
+        loop {
+            let mut waiting = Vec::new();
+            for client in self.clients.values_mut() {
+                while client.pending() > 0 {
+                    match (&client.stream).write(&client.output[client.written..]) {
+                        Ok(n) if n > 0 => client.written += n,
+                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                        // Gone, or not taking anything: give up on this one.
+                        _ => client.written = client.output.len(),
+                    }
+                }
+                if client.pending() > 0 {
+                    waiting.push(libc::pollfd {
+                        fd: client.stream.as_raw_fd(),
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    });
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if waiting.is_empty() || left.is_zero() {
+                return;
+            }
+            // SAFETY: `waiting` is a valid array of pollfd of the length given.
+            let ready = unsafe {
+                libc::poll(
+                    waiting.as_mut_ptr(),
+                    waiting.len() as libc::nfds_t,
+                    left.as_millis().clamp(1, 1000) as libc::c_int,
+                )
+            };
+            if ready <= 0 {
+                return;
+            }
+        }
     }
 }
 
