@@ -676,12 +676,12 @@ mod tests {
     #[test]
     fn renders_events_and_status_for_people() {
         let record: Value = serde_json::from_str(
-            r#"{"seq":3,"mono":1.5,"wall":"2026-11-25T12:34:56.789Z","event":"restart_scheduled","service":"web","restarts":2,"delay":0.004,"nominal_delay":0.4}"#,
+            r#"{"seq":3,"mono":1.5,"wall":"2026-11-25T12:34:56.789Z","event":"restart_scheduled","service":"web","restarts":2,"delay":0.004,"nominal_delay":0.4,"due":1.504}"#,
         )
         .expect("JSON");
         assert_eq!(
             describe_event(&record),
-            "12:34:56.789  web              restart_scheduled delay=0.004 nominal_delay=0.4 restarts=2"
+            "12:34:56.789  web              restart_scheduled delay=0.004 due=1.504 nominal_delay=0.4 restarts=2"
         );
         let status = ServiceStatus {
             name: "web".into(),

@@ -55,6 +55,8 @@ pub enum Event {
         restarts: u32,
         delay: f64,
         nominal_delay: f64,
+        /// When the restart is due, on the `mono` clock: the start comes at or after it.
+        due: f64,
     },
     /// It gave up: `max_restarts` restarts within the restart window.
     Failed {
@@ -269,6 +271,7 @@ mod tests {
                 restarts: 2,
                 delay: 0.004,
                 nominal_delay: 0.4,
+                due: 1.004,
             },
         );
         let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
@@ -276,6 +279,7 @@ mod tests {
         assert_eq!(value["delay"], 0.004);
         assert_eq!(value["nominal_delay"], 0.4);
         assert_eq!(value["restarts"], 2);
+        assert_eq!(value["due"], 1.004);
     }
 
     #[test]

@@ -54,15 +54,16 @@ impl Supervisor {
         let name = service.name().to_owned();
         let mut found = Vec::new();
         if service.restarts > before.restarts {
-            let delay = match service.state {
-                State::Backoff { until } => until.saturating_duration_since(now),
-                _ => Duration::ZERO,
+            let (delay, due) = match service.state {
+                State::Backoff { until } => (until.saturating_duration_since(now), until),
+                _ => (Duration::ZERO, now),
             };
             found.push(Event::RestartScheduled {
                 service: name.clone(),
                 restarts: service.restarts,
                 delay: events::seconds(delay),
                 nominal_delay: events::seconds(delay.div_f64(self.time_scale)),
+                due: self.events.clock().mono(due),
             });
         }
         let mut stop_reported = before.stop_reported;
