@@ -583,3 +583,150 @@ fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
         Err(io::Error::last_os_error())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::epoll::EpollCreateFlags;
+
+    struct Fixture {
+        dir: PathBuf,
+        epoll: Epoll,
+        server: ControlServer,
+    }
+
+    impl Fixture {
+        fn new(name: &str) -> Fixture {
+            let dir = std::env::temp_dir()
+                .join(format!("pidvisor-control-{}-{name}", std::process::id()));
+            fs::create_dir_all(&dir).expect("temp dir");
+            let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).expect("epoll");
+            let server = ControlServer::bind(&dir.join("sub/control.sock"), &epoll).expect("bind");
+            Fixture { dir, epoll, server }
+        }
+
+        /// Connects a client and lets the server accept it.
+        fn connect(&mut self) -> (UnixStream, ClientId) {
+            let client = UnixStream::connect(&self.server.path).expect("connect");
+            let id = self.server.next_id;
+            self.server
+                .on_ready(&self.epoll, TOKEN_BIT, EpollFlags::EPOLLIN, Instant::now());
+            assert!(self.server.is_connected(id), "accepted");
+            (client, id)
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn the_socket_is_0600_in_a_created_folder_and_a_stale_one_is_replaced() {
+        let fixture = Fixture::new("mode");
+        let mode = fs::metadata(&fixture.server.path)
+            .expect("socket")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let path = fixture.server.path.clone();
+        // A second server on the same path (the first one's file is stale for it).
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).expect("epoll");
+        let second = ControlServer::bind(&path, &epoll).expect("rebind over a stale socket");
+        drop(second);
+        assert!(!path.exists(), "removed at exit");
+        // A file that is not a socket is left alone.
+        fs::write(&path, "data").expect("write");
+        assert!(ControlServer::bind(&path, &epoll).is_err());
+        assert_eq!(fs::read_to_string(&path).expect("still there"), "data");
+    }
+
+    #[test]
+    fn requests_come_out_one_at_a_time_and_garbage_is_answered_here() {
+        let mut fixture = Fixture::new("requests");
+        let (mut client, id) = fixture.connect();
+        client
+            .write_all(b"nonsense\n{\"cmd\":\"status\"}\n{\"cmd\":\"events\"}\n")
+            .expect("write");
+        let now = Instant::now();
+        fixture
+            .server
+            .on_ready(&fixture.epoll, TOKEN_BIT | id, EpollFlags::EPOLLIN, now);
+        let (who, first) = fixture
+            .server
+            .next_request(&fixture.epoll, now)
+            .expect("one");
+        assert_eq!((who, first), (id, Request::Status { services: vec![] }));
+        assert_eq!(
+            fixture.server.next_request(&fixture.epoll, now),
+            None,
+            "the next waits for the reply"
+        );
+        fixture
+            .server
+            .reply(&fixture.epoll, id, "{\"ok\":true}\n", now);
+        let (_, second) = fixture
+            .server
+            .next_request(&fixture.epoll, now)
+            .expect("two");
+        assert_eq!(second, Request::Events { follow: false });
+        let mut reader = io::BufReader::new(client);
+        let mut line = String::new();
+        io::BufRead::read_line(&mut reader, &mut line).expect("read");
+        assert!(line.contains("\"bad_request\""), "{line}");
+        line.clear();
+        io::BufRead::read_line(&mut reader, &mut line).expect("read");
+        assert_eq!(line, "{\"ok\":true}\n");
+    }
+
+    #[test]
+    fn a_follower_that_does_not_read_is_dropped_with_a_notice_and_never_blocks() {
+        let mut fixture = Fixture::new("overflow");
+        let (client, id) = fixture.connect();
+        let now = Instant::now();
+        fixture.server.clients.get_mut(&id).expect("client").mode = Mode::Busy;
+        fixture.server.follow(&fixture.epoll, id, now);
+        let line = format!("{{\"event\":\"x\",\"pad\":\"{}\"}}\n", "p".repeat(200));
+        let mut sent = 0;
+        // Far more than the socket buffer plus FOLLOW_LIMIT: each call returns at once.
+        let started = Instant::now();
+        while fixture
+            .server
+            .clients
+            .get(&id)
+            .is_some_and(|c| c.mode == Mode::Following)
+        {
+            fixture.server.broadcast(&fixture.epoll, &line, now);
+            sent += 1;
+            assert!(sent < 100_000, "never dropped");
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The client reads everything queued, then the notice, then end-of-file.
+        client.set_nonblocking(true).expect("nonblocking");
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 65536];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match (&client).read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "no end-of-file");
+                    fixture.server.on_ready(
+                        &fixture.epoll,
+                        TOKEN_BIT | id,
+                        EpollFlags::EPOLLOUT,
+                        Instant::now(),
+                    );
+                }
+                Err(err) => panic!("read: {err}"),
+            }
+        }
+        let text = String::from_utf8(received).expect("UTF-8");
+        let last = text.lines().last().expect("lines");
+        assert!(last.contains("\"overflow\""), "{last}");
+        assert!(text.lines().count() > 1000);
+        assert!(!fixture.server.is_connected(id));
+    }
+}
