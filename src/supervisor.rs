@@ -3,9 +3,11 @@
 //!
 //! pidvisor sleeps in one `epoll_wait`, with no timeout unless a deadline is pending, so an
 //! idle container costs zero wake-ups. Every event source is a file descriptor registered
-//! here (the signalfd, each service's output pipes, readiness pipes and probe sockets), and
-//! every timed step is a deadline, never a sleep. Services decide in [`crate::service`];
-//! this file carries out their actions and routes events to them.
+//! here (the signalfd, each service's output pipes, readiness pipes and probe sockets, the
+//! control socket and its clients), and every timed step is a deadline, never a sleep.
+//! Services decide in [`crate::service`]; this file carries out their actions and routes
+//! events to them. Control requests are carried out in `requests`, and state changes
+//! become life-cycle events in `observe`.
 //!
 //! Error policy: before the loop, a failure to set up (signalfd, epoll, subreaper) is fatal
 //! and reported at once, because nothing useful can run without it. Inside the loop
@@ -55,7 +57,8 @@ use crate::sweep::{self, Scope};
 mod observe;
 mod requests;
 
-/// Token of the signalfd in the epoll set; slot tokens are `(index + 1) << 2 | kind`.
+/// Token of the signalfd in the epoll set; slot tokens are `(index + 1) << 2 | kind`; the
+/// control socket's tokens have the top bit set ([`control::TOKEN_BIT`]).
 const SIGNALS: u64 = 0;
 const STDOUT: u64 = 0;
 const STDERR: u64 = 1;
