@@ -50,6 +50,8 @@ pub const MAX_CLIENTS: usize = 256;
 const EXIT_FLUSH: Duration = Duration::from_millis(200);
 /// How long a client being closed gets to read its last error line.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long accepting pauses after an error such as EMFILE.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Bytes read per readiness event.
 const READ_CHUNK: usize = 4096;
 
@@ -126,6 +128,11 @@ pub struct ControlServer {
     own_uid: u32,
     clients: BTreeMap<ClientId, Client>,
     next_id: ClientId,
+    /// Accepting is paused (out of file descriptors) until then: a listener that stays
+    /// readable must not make the loop spin.
+    paused_until: Option<Instant>,
+    /// The last accept failed (logged once, not at every retry).
+    accept_failing: bool,
 }
 
 impl ControlServer {
@@ -183,6 +190,8 @@ impl ControlServer {
             own_uid: unsafe { libc::geteuid() },
             clients: BTreeMap::new(),
             next_id: 1,
+            paused_until: None,
+            accept_failing: false,
         })
     }
 
@@ -240,11 +249,22 @@ impl ControlServer {
         // A bounded batch per wake-up: the rest waits for the next round (level-triggered).
         for _ in 0..64 {
             let stream = match self.listener.accept() {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    if self.accept_failing {
+                        info!("control socket: accepting clients again");
+                        self.accept_failing = false;
+                    }
+                    stream
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if is_transient(&err) => continue,
                 Err(err) => {
-                    warn!("control socket: accept: {err}");
+                    if !self.accept_failing {
+                        warn!("control socket: accept: {err}; trying again every {ACCEPT_PAUSE:?}");
+                    }
+                    self.accept_failing = true;
+                    self.set_listening(epoll, false);
+                    self.paused_until = Some(now + ACCEPT_PAUSE);
                     return;
                 }
             };
@@ -404,13 +424,33 @@ impl ControlServer {
         }
     }
 
-    /// The earliest client timeout.
+    /// The earliest client timeout (or the end of an accept pause).
     pub fn deadline(&self) -> Option<Instant> {
-        self.clients.values().filter_map(Client::deadline).min()
+        self.clients
+            .values()
+            .filter_map(Client::deadline)
+            .chain(self.paused_until)
+            .min()
+    }
+
+    fn set_listening(&self, epoll: &Epoll, on: bool) {
+        let flags = if on {
+            EpollFlags::EPOLLIN
+        } else {
+            EpollFlags::empty()
+        };
+        let mut event = EpollEvent::new(flags, TOKEN_BIT);
+        if let Err(err) = epoll.modify(self.listener.as_fd(), &mut event) {
+            warn!("control socket: epoll_ctl: {err}");
+        }
     }
 
     /// Closes clients whose time is up.
     pub fn on_deadlines(&mut self, epoll: &Epoll, now: Instant) {
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.paused_until = None;
+            self.set_listening(epoll, true);
+        }
         let due: Vec<ClientId> = self
             .clients
             .iter()
