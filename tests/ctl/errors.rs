@@ -108,3 +108,20 @@ fn time_scale_out_of_range_is_a_usage_error() {
         .expect("run pidvisor");
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
+
+#[test]
+fn without_a_socket_pidvisor_warns_and_runs_on() {
+    let dir = TempDir::new("ctl-no-socket-possible");
+    // /proc refuses new folders: the socket cannot be created.
+    let run = crate::harness::Launch::pid1(&dir, &["sh", "-c", "exit 6"])
+        .env("PIDVISOR_SOCKET", "/proc/pidvisor-test/control.sock")
+        .start()
+        .finish(crate::harness::PATIENCE);
+    run.assert_code(6);
+    assert!(
+        run.log_lines().iter().any(|l| l.starts_with(
+            "pidvisor: WARN no control socket, pidvisorctl will not work: creating /proc/pidvisor-test:"
+        )),
+        "{run}"
+    );
+}
