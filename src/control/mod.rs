@@ -137,7 +137,8 @@ pub struct ControlServer {
 
 impl ControlServer {
     /// Creates the socket at `path` (its folder too, if missing), mode 0600, replacing a
-    /// stale socket left by an earlier run, and registers it with `epoll`.
+    /// stale socket left by an earlier run (but not one that another process still
+    /// listens on), and registers it with `epoll`.
     pub fn bind(path: &Path, epoll: &Epoll) -> io::Result<ControlServer> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::DirBuilder::new()
@@ -150,6 +151,13 @@ impl ControlServer {
         }
         match fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_socket() => {
+                // Live (another pidvisor answers there) or stale (left by an earlier run)?
+                if UnixStream::connect(path).is_ok() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("another process listens on {}", path.display()),
+                    ));
+                }
                 fs::remove_file(path).map_err(|e| {
                     io::Error::new(
                         e.kind(),
@@ -671,11 +679,22 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         let path = fixture.server.path.clone();
-        // A second server on the same path (the first one's file is stale for it).
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).expect("epoll");
+        // A live socket is not taken over.
+        let err = ControlServer::bind(&path, &epoll).err().expect("refused");
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        drop(fixture);
+        assert!(!path.exists(), "removed at exit");
+        // A stale one (nobody listens) is replaced.
+        fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+        drop(UnixListener::bind(&path).expect("bind"));
+        assert!(path.exists(), "left behind");
         let second = ControlServer::bind(&path, &epoll).expect("rebind over a stale socket");
         drop(second);
         assert!(!path.exists(), "removed at exit");
+        if let Some(dir) = path.parent().and_then(Path::parent) {
+            let _ = fs::remove_dir_all(dir);
+        }
         // A file that is not a socket is left alone.
         fs::write(&path, "data").expect("write");
         assert!(ControlServer::bind(&path, &epoll).is_err());
