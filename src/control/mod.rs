@@ -692,13 +692,13 @@ mod tests {
         let second = ControlServer::bind(&path, &epoll).expect("rebind over a stale socket");
         drop(second);
         assert!(!path.exists(), "removed at exit");
-        if let Some(dir) = path.parent().and_then(Path::parent) {
-            let _ = fs::remove_dir_all(dir);
-        }
         // A file that is not a socket is left alone.
         fs::write(&path, "data").expect("write");
         assert!(ControlServer::bind(&path, &epoll).is_err());
         assert_eq!(fs::read_to_string(&path).expect("still there"), "data");
+        if let Some(dir) = path.parent().and_then(Path::parent) {
+            let _ = fs::remove_dir_all(dir);
+        }
     }
 
     #[test]
