@@ -22,6 +22,12 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// Where services live unless told otherwise (s6-overlay's place for them).
 pub const DEFAULT_SERVICES_DIR: &str = "/etc/services.d";
 
+/// Where the control socket listens unless told otherwise (`pidvisorctl` looks there too).
+pub const DEFAULT_SOCKET: &str = "/run/pidvisor/control.sock";
+
+/// The range `PIDVISOR_TIME_SCALE` accepts: a thousand times faster to a thousand slower.
+pub const TIME_SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
+
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
@@ -53,8 +59,29 @@ pub struct Options {
     pub finish_timeout: Duration,
     /// Go on when a `cont-init.d` script fails, instead of stopping the container.
     pub init_continue_on_error: bool,
+    /// The control socket (`pidvisorctl`).
+    pub socket: PathBuf,
+    /// Where to write every life-cycle event as a JSON line, if anywhere.
+    pub events_file: Option<PathBuf>,
+    /// Multiplies every restart delay and the restart window (for tests of a policy).
+    pub time_scale: TimeScale,
     /// The main command and its arguments; empty means "run until told to stop".
     pub command: Vec<OsString>,
+}
+
+/// A factor for restart delays and windows, validated to lie in [`TIME_SCALE_RANGE`] (so
+/// it is finite, and comparing it for equality is sound).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeScale(f64);
+
+impl Eq for TimeScale {}
+
+impl TimeScale {
+    pub const ONE: TimeScale = TimeScale(1.0);
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
 }
 
 impl Default for Options {
@@ -69,6 +96,9 @@ impl Default for Options {
             finish_dir: PathBuf::from("/etc/cont-finish.d"),
             finish_timeout: Duration::from_secs(5),
             init_continue_on_error: false,
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            events_file: None,
+            time_scale: TimeScale::ONE,
             command: Vec::new(),
         }
     }
@@ -137,6 +167,12 @@ Options (each also settable by the environment variable shown):
                                                       [PIDVISOR_FINISH_DIR, default /etc/cont-finish.d]
       --finish-timeout DURATION
                           time each finish script may take  [PIDVISOR_FINISH_TIMEOUT, default 5s]
+      --socket PATH       the control socket for pidvisorctl (mode 0600; root and pidvisor's
+                          own user only)        [PIDVISOR_SOCKET, default /run/pidvisor/control.sock]
+      --events-file PATH  write every life-cycle event to PATH as JSON lines, from the first
+                          one                                      [PIDVISOR_EVENTS_FILE, default none]
+      --time-scale FACTOR multiply every restart delay and restart-window by FACTOR (0.001 to
+                          1000), e.g. 0.01 to test a restart policy fast  [PIDVISOR_TIME_SCALE, default 1]
       --check [DIR]       check a services folder without starting anything; exit 0 or 1
   -h, --help              print this help and exit
   -V, --version           print the version and exit
@@ -146,6 +182,10 @@ to CMD (without CMD: to every running service). TERM, INT and QUIT also start th
 shutdown: CMD stops, then the services in reverse dependency order, then the finish
 scripts run, then every remaining process gets SIGTERM, and SIGKILL once the grace time
 is over; a second TERM, INT or QUIT skips to SIGKILL.
+
+Control: the same binary, run as 'pidvisorctl' (ln -s /init /usr/bin/pidvisorctl), shows
+and drives the services over the control socket: pidvisorctl status, start, stop, restart,
+signal, wait, shutdown, events. See 'pidvisorctl --help'.
 
 Exit code: CMD's exit code; 128+N if CMD died of signal N; 127 if CMD was not found;
 126 if it could not be executed; a failed init script's or critical service's code;
@@ -209,6 +249,9 @@ where
             "--finish-dir" => options.finish_dir = PathBuf::from(value(flag)?),
             "--finish-timeout" => options.finish_timeout = parse_grace(&value(flag)?, flag)?,
             "--init-continue-on-error" => options.init_continue_on_error = true,
+            "--socket" => options.socket = PathBuf::from(value(flag)?),
+            "--events-file" => options.events_file = Some(PathBuf::from(value(flag)?)),
+            "--time-scale" => options.time_scale = parse_time_scale(&value(flag)?, flag)?,
             "--check" => check = Some(inline_value.map(PathBuf::from)),
             _ => return Err(UsageError(format!("unknown option '{text}'"))),
         }
@@ -254,6 +297,15 @@ where
     if let Some(v) = var("PIDVISOR_FINISH_TIMEOUT") {
         options.finish_timeout = parse_grace(&v, "PIDVISOR_FINISH_TIMEOUT")?;
     }
+    if let Some(v) = var("PIDVISOR_SOCKET") {
+        options.socket = PathBuf::from(v);
+    }
+    if let Some(v) = var("PIDVISOR_EVENTS_FILE") {
+        options.events_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = var("PIDVISOR_TIME_SCALE") {
+        options.time_scale = parse_time_scale(&v, "PIDVISOR_TIME_SCALE")?;
+    }
     if let Some(v) = var("PIDVISOR_INIT_CONTINUE_ON_ERROR") {
         options.init_continue_on_error = parse_bool(&v, "PIDVISOR_INIT_CONTINUE_ON_ERROR")?;
     }
@@ -285,6 +337,16 @@ fn parse_log_format(value: &str, source: &str) -> Result<LogFormat, UsageError> 
 
 fn parse_grace(value: &str, source: &str) -> Result<Duration, UsageError> {
     parse_duration(value).map_err(|reason| UsageError(format!("{source}: {reason}")))
+}
+
+fn parse_time_scale(value: &str, source: &str) -> Result<TimeScale, UsageError> {
+    match value.trim().parse::<f64>() {
+        Ok(factor) if TIME_SCALE_RANGE.contains(&factor) => Ok(TimeScale(factor)),
+        _ => Err(UsageError(format!(
+            "{source}: '{value}' is not a time scale; use a factor from 0.001 to 1000, \
+             e.g. 0.01 to make restart delays 100 times shorter"
+        ))),
+    }
 }
 
 fn parse_bool(value: &str, source: &str) -> Result<bool, UsageError> {
@@ -409,6 +471,53 @@ mod tests {
             Ok(Invocation::Check(PathBuf::from("/z")))
         );
         assert!(check(&["--check", "/y", "/z"]).is_err());
+    }
+
+    #[test]
+    fn control_socket_events_file_and_time_scale() {
+        let options = run(&[]);
+        assert_eq!(options.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(options.events_file, None);
+        assert_eq!(options.time_scale, TimeScale::ONE);
+        let options = run(&[
+            "--socket=/tmp/s",
+            "--events-file",
+            "/tmp/e",
+            "--time-scale",
+            "0.01",
+        ]);
+        assert_eq!(options.socket, PathBuf::from("/tmp/s"));
+        assert_eq!(options.events_file, Some(PathBuf::from("/tmp/e")));
+        assert_eq!(options.time_scale.get(), 0.01);
+        let env = |name: &str| match name {
+            "PIDVISOR_SOCKET" => Some("/x.sock".to_owned()),
+            "PIDVISOR_EVENTS_FILE" => Some("/x.jsonl".to_owned()),
+            "PIDVISOR_TIME_SCALE" => Some("1000".to_owned()),
+            _ => None,
+        };
+        let Ok(Invocation::Run(options)) = parse(args(&[]), env) else {
+            panic!("expected Run");
+        };
+        assert_eq!(options.socket, PathBuf::from("/x.sock"));
+        assert_eq!(options.events_file, Some(PathBuf::from("/x.jsonl")));
+        assert_eq!(options.time_scale.get(), 1000.0);
+    }
+
+    #[test]
+    fn time_scales_out_of_range_are_usage_errors() {
+        for bad in ["0", "0.0001", "1001", "-1", "NaN", "inf", "fast", ""] {
+            let result = parse(args(&["--time-scale", bad]), |_| None);
+            assert!(
+                result
+                    .as_ref()
+                    .is_err_and(|e| e.0.contains("0.001 to 1000")),
+                "{bad}: {result:?}"
+            );
+        }
+        let result = parse(args(&[]), |n| {
+            (n == "PIDVISOR_TIME_SCALE").then(|| "5000".to_owned())
+        });
+        assert!(result.is_err_and(|e| e.0.starts_with("PIDVISOR_TIME_SCALE:")));
     }
 
     #[test]

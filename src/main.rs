@@ -2,7 +2,8 @@
 //!
 //! `main` reads like a table of contents: take the signals, parse the command line, set up
 //! logging, then hand over to the supervisor's event loop. It only turns results into an
-//! exit code; everything else lives in a module with one job.
+//! exit code; everything else lives in a module with one job. Started as `pidvisorctl`,
+//! the same binary is the control client instead ([`ctl`]).
 
 #![cfg_attr(
     not(test),
@@ -12,7 +13,10 @@
 mod check;
 mod cli;
 mod config;
+mod control;
+mod ctl;
 mod duration;
+mod events;
 mod logging;
 mod logs;
 mod probe;
@@ -40,6 +44,10 @@ const SETUP_FAILED: u8 = 1;
 const USAGE_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
+    // Under the name pidvisorctl, the binary is the control client: it takes no signals.
+    if ctl::invoked_as_ctl(env::args_os().next().as_deref()) {
+        return ctl::main(env::args_os().skip(1));
+    }
     // First of all, so that no signal sent to a starting container is lost.
     let signals = match SignalQueue::install() {
         Ok(signals) => signals,

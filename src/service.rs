@@ -131,6 +131,11 @@ impl Service {
         }
     }
 
+    /// When the current run started (for uptimes), if one runs.
+    pub fn started_at(&self) -> Option<Instant> {
+        self.started_at
+    }
+
     /// The process group of the current or last run.
     pub fn pgid(&self) -> i32 {
         self.pgid

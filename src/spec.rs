@@ -51,6 +51,22 @@ pub struct ServiceSpec {
     pub log_prefix: bool,
 }
 
+impl ServiceSpec {
+    /// The spec under `PIDVISOR_TIME_SCALE`: every restart delay (the first, the longest)
+    /// and the restart window are multiplied by `scale`, so that the policy plays out the
+    /// same, only faster. `stable-after` is not scaled: it is compared with how long the
+    /// program really ran, which the scale does not change; nor are the timeouts that
+    /// bound real programs (stop, finish, readiness).
+    pub fn with_time_scale(mut self, scale: f64) -> ServiceSpec {
+        let scaled =
+            |d: Duration| Duration::try_from_secs_f64(d.as_secs_f64() * scale).unwrap_or(d);
+        self.backoff.initial = scaled(self.backoff.initial);
+        self.backoff.max = scaled(self.backoff.max);
+        self.restart_window = scaled(self.restart_window);
+        self
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartPolicy {
     Always,

@@ -3,9 +3,11 @@
 //!
 //! pidvisor sleeps in one `epoll_wait`, with no timeout unless a deadline is pending, so an
 //! idle container costs zero wake-ups. Every event source is a file descriptor registered
-//! here (the signalfd, each service's output pipes, readiness pipes and probe sockets), and
-//! every timed step is a deadline, never a sleep. Services decide in [`crate::service`];
-//! this file carries out their actions and routes events to them.
+//! here (the signalfd, each service's output pipes, readiness pipes and probe sockets, the
+//! control socket and its clients), and every timed step is a deadline, never a sleep.
+//! Services decide in [`crate::service`]; this file carries out their actions and routes
+//! events to them. Control requests are carried out in `requests`, and state changes
+//! become life-cycle events in `observe`.
 //!
 //! Error policy: before the loop, a failure to set up (signalfd, epoll, subreaper) is fatal
 //! and reported at once, because nothing useful can run without it. Inside the loop
@@ -39,6 +41,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use tracing::{debug, error, info, warn};
 
 use crate::cli::{ForwardTarget, Options};
+use crate::control::{self, ControlServer};
+use crate::events::{self, Clock, Event, EventLog};
 use crate::logs::{LineRelay, LogPipe, Scratch, Sink};
 use crate::probe::{Notification, NotifyPipe, TcpProbe};
 use crate::reaper::{self, Exit, Remaining};
@@ -50,7 +54,11 @@ use crate::spawn::{self, Setup};
 use crate::spec::{Readiness, RestartPolicy, ServiceSpec};
 use crate::sweep::{self, Scope};
 
-/// Token of the signalfd in the epoll set; slot tokens are `(index + 1) << 2 | kind`.
+mod observe;
+mod requests;
+
+/// Token of the signalfd in the epoll set; slot tokens are `(index + 1) << 2 | kind`; the
+/// control socket's tokens have the top bit set ([`control::TOKEN_BIT`]).
 const SIGNALS: u64 = 0;
 const STDOUT: u64 = 0;
 const STDERR: u64 = 1;
@@ -123,6 +131,12 @@ struct Slot {
     probe_pid: Option<i32>,
     /// When to run the next readiness probe.
     probe_at: Option<Instant>,
+    /// The state last reported as events (see `observe`).
+    observed: observe::Observed,
+    /// Runs started so far (a restart request waits for a newer one).
+    runs: u64,
+    /// `pidvisorctl restart`: start it again once it is down.
+    restart_pending: bool,
 }
 
 pub struct Supervisor {
@@ -144,6 +158,13 @@ pub struct Supervisor {
     exit_code: Option<i32>,
     scratch: Scratch,
     orphans_reaped: u64,
+    events: EventLog,
+    /// The control socket; `None` if it could not be created.
+    control: Option<ControlServer>,
+    /// Control requests waiting for a service to reach a state.
+    waiters: Vec<requests::Waiter>,
+    /// `PIDVISOR_TIME_SCALE`, to report nominal delays.
+    time_scale: f64,
 }
 
 impl Supervisor {
@@ -168,6 +189,15 @@ impl Supervisor {
         for path in &init.skipped {
             warn!("{} is not executable: skipped", path.display());
         }
+        let events = EventLog::new(Clock::new(), options.events_file.as_deref());
+        // PID 1 never dies of its own accord: without a socket, it runs uncontrolled.
+        let control = match ControlServer::bind(&options.socket, &epoll) {
+            Ok(server) => Some(server),
+            Err(err) => {
+                warn!("no control socket, pidvisorctl will not work: {err}");
+                None
+            }
+        };
         let mut supervisor = Supervisor {
             signals,
             epoll,
@@ -192,6 +222,10 @@ impl Supervisor {
             exit_code: None,
             scratch: Scratch::default(),
             orphans_reaped: 0,
+            events,
+            control,
+            waiters: Vec::new(),
+            time_scale: options.time_scale.get(),
         };
         supervisor.load_services(&options.services_dir)?;
         Ok(supervisor)
@@ -202,10 +236,13 @@ impl Supervisor {
         let scanned = scan::scan(dir);
         for problem in &scanned.problems {
             error!("{problem}");
+            self.emit(Event::ConfigProblem {
+                message: problem.to_string(),
+            });
         }
         for spec in scanned.services {
             let logger = spec.logger.clone();
-            let mut spec = spec;
+            let mut spec = spec.with_time_scale(self.time_scale);
             if logger.is_some() {
                 spec.after.push(logger_name(&spec.name));
             }
@@ -246,6 +283,9 @@ impl Supervisor {
             tcp: None,
             probe_pid: None,
             probe_at: None,
+            observed: observe::Observed::default(),
+            runs: 0,
+            restart_pending: false,
         })
     }
 
@@ -271,20 +311,28 @@ impl Supervisor {
         let mut events = [EpollEvent::empty(); 32];
         loop {
             let now = Instant::now();
+            self.restart_pending_services(now);
             self.advance(now);
+            self.check_waiters(now);
             if matches!(self.stage, Stage::Sweep { .. } | Stage::Killing)
                 && self.reap(now) == Remaining::None
             {
                 for index in 0..self.slots.len() {
                     self.drain_output(index);
                 }
-                return self.final_exit_code();
+                let code = self.final_exit_code();
+                self.emit(Event::Exit { code });
+                return code;
             }
             let timeout = self.timeout(now);
             match self.epoll.wait(&mut events, timeout) {
                 Ok(ready) => {
                     for event in &events[..ready] {
-                        self.on_ready_fd(event.data());
+                        if control::owns_token(event.data()) {
+                            self.on_control_ready(event.data(), event.events());
+                        } else {
+                            self.on_ready_fd(event.data());
+                        }
                     }
                 }
                 Err(Errno::EINTR) => {}
@@ -321,7 +369,13 @@ impl Supervisor {
             .slots
             .iter()
             .flat_map(|slot| [slot.service.deadline(), slot.probe_at]);
-        let Some(deadline) = std::iter::once(stage).chain(services).flatten().min() else {
+        let control = self.control_deadline();
+        let Some(deadline) = std::iter::once(stage)
+            .chain(services)
+            .chain(std::iter::once(control))
+            .flatten()
+            .min()
+        else {
             return EpollTimeout::NONE;
         };
         let left = deadline.saturating_duration_since(now);
@@ -375,6 +429,7 @@ impl Supervisor {
             }
             _ => {}
         }
+        self.on_control_deadlines(now);
     }
 
     // ---- events --------------------------------------------------------------------
@@ -426,6 +481,7 @@ impl Supervisor {
             }
             _ => {}
         }
+        self.observe(index, now);
     }
 
     fn drain_signals(&mut self) {
@@ -503,6 +559,12 @@ impl Supervisor {
             }
         });
         self.orphans_reaped += orphans;
+        if orphans > 0 {
+            self.emit(Event::OrphansReaped {
+                count: orphans,
+                total: self.orphans_reaped,
+            });
+        }
         for (pid, exit) in known {
             self.on_child_exit(pid, exit, now);
         }
@@ -559,8 +621,28 @@ impl Supervisor {
             } else if matches!(slot.service.state, State::Starting { .. }) {
                 slot.probe_at = Some(now + PROBE_INTERVAL);
             }
+            self.observe(index, now);
             return;
         }
+        if slot.service.pid() == Some(pid) {
+            let ran = slot
+                .service
+                .started_at()
+                .map(|at| now.saturating_duration_since(at));
+            let (code, signal) = match exit {
+                Exit::Code(code) => (Some(code), None),
+                Exit::Signal(signo) => (None, Some(signals::name(signo))),
+            };
+            let event = Event::Exited {
+                service: slot.service.name().to_owned(),
+                pid,
+                code,
+                signal,
+                ran: events::seconds(ran.unwrap_or_default()),
+            };
+            self.emit(event);
+        }
+        let slot = &mut self.slots[index];
         let actions = if slot.service.finish_pid() == Some(pid) {
             let code = match exit {
                 Exit::Code(code) => Some(code),
@@ -726,6 +808,11 @@ impl Supervisor {
     }
 
     fn begin_shutdown(&mut self, now: Instant) {
+        if matches!(self.stage, Stage::Init { .. } | Stage::Up) {
+            self.emit(Event::Shutdown {
+                exit_code: self.exit_code,
+            });
+        }
         match self.stage {
             Stage::Init { ref running, .. } => {
                 if let Some(script) = running {
@@ -879,6 +966,7 @@ impl Supervisor {
     // ---- carrying out a service's actions ------------------------------------------
 
     fn apply(&mut self, index: usize, actions: Vec<Action>, now: Instant) {
+        self.observe(index, now);
         for action in actions {
             match action {
                 Action::Spawn if !matches!(self.stage, Stage::Init { .. } | Stage::Up) => {
@@ -893,10 +981,20 @@ impl Supervisor {
                     let follow_up = match self.spawn_service(index) {
                         Ok(pid) => {
                             info!("{}: started (pid {pid})", self.slots[index].service.name());
+                            self.slots[index].runs += 1;
+                            self.emit(Event::Started {
+                                service: self.slots[index].service.name().to_owned(),
+                                pid,
+                            });
                             self.slots[index].service.on_spawned(pid, now)
                         }
                         Err(err) => {
                             error!("{}: {}", self.slots[index].service.name(), err.message);
+                            self.emit(Event::SpawnFailed {
+                                service: self.slots[index].service.name().to_owned(),
+                                code: err.exit_code,
+                                message: err.message.clone(),
+                            });
                             self.slots[index]
                                 .service
                                 .on_spawn_failed(err.exit_code, now)

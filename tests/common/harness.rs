@@ -373,6 +373,11 @@ impl Launch {
             // script runs the line with $SHELL, which is whatever the developer uses.
             command.env("SHELL", "/bin/sh");
         }
+        // Each pidvisor gets a control socket of its own, in its temp dir, rather than the
+        // shared default /run/pidvisor/control.sock.
+        if !self.env.iter().any(|(k, _)| k == "PIDVISOR_SOCKET") {
+            command.env("PIDVISOR_SOCKET", self.dir.join("control.sock"));
+        }
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
             .stdin(if self.topology == Topology::Terminal {

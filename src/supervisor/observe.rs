@@ -1,0 +1,107 @@
+//! Turns a service's state changes into life-cycle events, and emits events.
+//!
+//! The state machine in [`crate::service`] stays pure and knows nothing of events: after
+//! each of its steps the supervisor calls [`Supervisor::observe`], which compares the
+//! state and restart count with what was last reported and emits what changed (ready,
+//! restart scheduled with its delay, failed, finished, stopped). The events that belong
+//! to an action rather than a state (started, exited, spawn failed, orphans, shutdown,
+//! exit) are emitted where the supervisor carries the action out.
+
+use std::time::{Duration, Instant};
+
+use super::Supervisor;
+use crate::events::{self, Event};
+use crate::service::State;
+
+/// What was last reported about a service.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Observed {
+    state: State,
+    restarts: u32,
+    /// A `stopped` event was sent for the current down time (a stop that runs a finish
+    /// script passes through `down` twice; it is reported once).
+    stop_reported: bool,
+}
+
+impl Default for Observed {
+    fn default() -> Self {
+        Observed {
+            state: State::Down,
+            restarts: 0,
+            stop_reported: false,
+        }
+    }
+}
+
+impl Supervisor {
+    /// Records an event and sends it to every follower.
+    pub(super) fn emit(&mut self, event: Event) {
+        let now = Instant::now();
+        let line = self.events.record(now, &event);
+        if let Some(control) = &mut self.control {
+            control.broadcast(&self.epoll, line, now);
+        }
+    }
+
+    /// Reports what changed in service `index` since the last call.
+    pub(super) fn observe(&mut self, index: usize, now: Instant) {
+        let slot = &self.slots[index];
+        let service = &slot.service;
+        let before = slot.observed;
+        if before.state == service.state && before.restarts == service.restarts {
+            return;
+        }
+        let name = service.name().to_owned();
+        let mut found = Vec::new();
+        if service.restarts > before.restarts {
+            let (delay, due) = match service.state {
+                State::Backoff { until } => (until.saturating_duration_since(now), until),
+                _ => (Duration::ZERO, now),
+            };
+            found.push(Event::RestartScheduled {
+                service: name.clone(),
+                restarts: service.restarts,
+                delay: events::seconds(delay),
+                nominal_delay: events::seconds(delay.div_f64(self.time_scale)),
+                due: self.events.clock().mono(due),
+            });
+        }
+        let mut stop_reported = before.stop_reported;
+        if matches!(service.state, State::Starting { .. } | State::Ready { .. }) {
+            stop_reported = false;
+        }
+        match service.state {
+            State::Ready { pid } if before.state != service.state => {
+                found.push(Event::Ready {
+                    service: name.clone(),
+                    pid,
+                });
+            }
+            State::Failed if before.state != State::Failed => found.push(Event::Failed {
+                service: name.clone(),
+                restarts: service.restarts,
+                max_restarts: service.spec.max_restarts,
+            }),
+            State::Finished if before.state != State::Finished => {
+                found.push(Event::Finished {
+                    service: name.clone(),
+                });
+            }
+            State::Down if !service.wanted && !stop_reported && before.state != State::Down => {
+                stop_reported = true;
+                found.push(Event::Stopped {
+                    service: name.clone(),
+                });
+            }
+            _ => {}
+        }
+        self.slots[index].observed = Observed {
+            state: self.slots[index].service.state,
+            restarts: self.slots[index].service.restarts,
+            stop_reported,
+        };
+        for event in found {
+            self.emit(event);
+        }
+    }
+}
