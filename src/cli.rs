@@ -183,6 +183,10 @@ shutdown: CMD stops, then the services in reverse dependency order, then the fin
 scripts run, then every remaining process gets SIGTERM, and SIGKILL once the grace time
 is over; a second TERM, INT or QUIT skips to SIGKILL.
 
+Output: the services' lines reach stdout and stderr whole, prefixed with their name. A
+reader that stops reading never stalls pidvisor: the services wait instead, and at exit
+pidvisor waits at most the grace time for it.
+
 Control: the same binary, run as 'pidvisorctl' (ln -s /init /usr/bin/pidvisorctl), shows
 and drives the services over the control socket: pidvisorctl status, start, stop, restart,
 signal, wait, shutdown, events. See 'pidvisorctl --help'.

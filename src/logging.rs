@@ -1,7 +1,12 @@
 //! pidvisor's own log, on stderr: short `pidvisor: LEVEL message` lines for people, or one
 //! JSON object per line for log collectors.
+//!
+//! The lines go through [`crate::outlet`], so that a stderr nobody reads never blocks
+//! pidvisor: they wait there up to a bound, beyond which they are dropped and counted (and
+//! the event loop says how many in a later line).
 
 use std::fmt;
+use std::io;
 
 use tracing::level_filters::LevelFilter;
 use tracing::{Event, Subscriber};
@@ -21,7 +26,7 @@ pub fn init(level: LogLevel, format: LogFormat) {
         LogLevel::Trace => LevelFilter::TRACE,
     };
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
         .with_max_level(level)
         .with_ansi(false);
     match format {
@@ -53,5 +58,19 @@ where
         write!(writer, "pidvisor: {} ", event.metadata().level())?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
+    }
+}
+
+/// Hands each formatted line to stderr's outlet (tracing writes one event in one call).
+struct LogWriter;
+
+impl io::Write for LogWriter {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        crate::outlet::write_log_line(line);
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -8,14 +8,22 @@
 //! lines, and never a torn line, since all relayed output goes through this one thread),
 //! and keeps a partial last line until its newline arrives. A partial line longer than
 //! [`MAX_PENDING`] is flushed as a line of its own, so a service that never writes a
-//! newline costs bounded memory. Writes to pidvisor's stdout are blocking on purpose: when
-//! the reader of the container's output is slow, the services feel the back-pressure
-//! instead of losing lines.
+//! newline costs bounded memory.
+//!
+//! The lines go out through [`crate::outlet`], which never blocks. When the reader of the
+//! container's output is slow or stalled, the lines a write could not take wait in the
+//! relay's backlog; once that holds [`BACKLOG_LIMIT`] bytes or more, the relay stops
+//! reading its pipe (the event loop stops asking for it), so that the service itself
+//! blocks in `write` once the pipe is full, as it would under s6. No line is torn and none
+//! is dropped; on the fast path (the stream takes everything) nothing is copied twice.
 
 use std::cell::RefCell;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::Stdio;
+
+use crate::outlet;
+pub use crate::outlet::Sink;
 
 /// The longest partial line kept per stream before it is flushed as a line anyway.
 pub const MAX_PENDING: usize = 16 * 1024;
@@ -23,6 +31,10 @@ pub const MAX_PENDING: usize = 16 * 1024;
 /// How much one readiness event reads per stream, so that one flooding service cannot
 /// starve the others (epoll is level-triggered: the rest is read on the next round).
 const READ_CHUNK: usize = 64 * 1024;
+
+/// While a relay's backlog (lines its sink has not taken yet) holds this much, the relay
+/// reads no more: at most this plus one read's lines wait per stream.
+pub const BACKLOG_LIMIT: usize = 64 * 1024;
 
 /// The most chunks [`LineRelay::drain`] reads: more than a pipe holds (1 MiB at most for
 /// an unprivileged process), so that only a writer that is still writing hits it.
@@ -92,13 +104,6 @@ impl LogPipe {
     }
 }
 
-/// Which of pidvisor's own streams a relay writes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sink {
-    Stdout,
-    Stderr,
-}
-
 /// One service stream relayed line by line with a name prefix.
 pub struct LineRelay {
     pipe: Pipe,
@@ -106,6 +111,10 @@ pub struct LineRelay {
     sink: Sink,
     /// The start of a line whose newline has not arrived yet.
     pending: Vec<u8>,
+    /// Whole lines the sink has not taken yet, oldest first.
+    backlog: Vec<u8>,
+    /// Whether the event loop has stopped reading the pipe (the backlog is full).
+    pub paused: bool,
 }
 
 impl LineRelay {
@@ -117,6 +126,8 @@ impl LineRelay {
             prefix: format!("{service} | ").into_bytes().into_boxed_slice(),
             sink,
             pending: Vec::new(),
+            backlog: Vec::new(),
+            paused: false,
         })
     }
 
@@ -124,10 +135,48 @@ impl LineRelay {
         self.pipe.writer_for_child()
     }
 
+    pub fn sink(&self) -> Sink {
+        self.sink
+    }
+
     /// Reads what is available (up to one chunk) and writes out every complete line.
     /// `scratch` is a buffer shared by all relays, to keep per-service memory small.
     pub fn relay(&mut self, scratch: &mut Scratch) -> io::Result<()> {
         self.relay_chunk(scratch).map(|_| ())
+    }
+
+    /// Whether the backlog is full: the relay reads nothing until its sink takes some.
+    pub fn is_backed_up(&self) -> bool {
+        self.backlog.len() >= BACKLOG_LIMIT
+    }
+
+    /// Whether lines wait for the sink.
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Bytes waiting for the sink.
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// Offers the backlog to the sink; true when it is empty. Lines the sink refuses with
+    /// an error (not "would block") are dropped, as there is nowhere to put them.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        if self.backlog.is_empty() {
+            return Ok(true);
+        }
+        let result = outlet::lock(self.sink).offer(&self.backlog);
+        match result {
+            Ok(taken) => {
+                self.backlog.drain(..taken);
+                Ok(self.backlog.is_empty())
+            }
+            Err(err) => {
+                self.backlog.clear();
+                Err(err)
+            }
+        }
     }
 
     /// Relays everything the pipe holds, then the unfinished last line (if any) as a line
@@ -139,6 +188,9 @@ impl LineRelay {
     pub fn drain(&mut self, scratch: &mut Scratch) -> io::Result<()> {
         let mut emptied = false;
         for _ in 0..DRAIN_CHUNKS {
+            if self.is_backed_up() {
+                break;
+            }
             if self.relay_chunk(scratch)? == 0 {
                 emptied = true;
                 break;
@@ -154,8 +206,12 @@ impl LineRelay {
         self.write_out(&scratch.out)
     }
 
-    /// One read and its complete lines; returns how many bytes were read (0: none left).
+    /// One read and its complete lines; returns how many bytes were read (0: none left,
+    /// or the backlog is full).
     fn relay_chunk(&mut self, scratch: &mut Scratch) -> io::Result<usize> {
+        if self.is_backed_up() {
+            return Ok(0);
+        }
         scratch.read.resize(READ_CHUNK, 0);
         let n = match read_some(&self.pipe.read, &mut scratch.read) {
             Ok(n) => n,
@@ -175,11 +231,15 @@ impl LineRelay {
         Ok(n)
     }
 
-    fn write_out(&self, bytes: &[u8]) -> io::Result<()> {
-        match self.sink {
-            Sink::Stdout => io::stdout().lock().write_all(bytes),
-            Sink::Stderr => io::stderr().lock().write_all(bytes),
-        }
+    /// Writes whole lines after the backlog; what the sink does not take joins it.
+    fn write_out(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let taken = if self.flush()? {
+            outlet::lock(self.sink).offer(bytes)?
+        } else {
+            0
+        };
+        self.backlog.extend_from_slice(&bytes[taken..]);
+        Ok(())
     }
 }
 
@@ -251,6 +311,7 @@ pub fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn format(pending: &mut Vec<u8>, input: &str) -> String {
         let mut out = Vec::new();

@@ -19,6 +19,7 @@ mod duration;
 mod events;
 mod logging;
 mod logs;
+mod outlet;
 mod probe;
 mod reaper;
 mod scan;

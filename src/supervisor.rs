@@ -55,6 +55,7 @@ use crate::spec::{Readiness, RestartPolicy, ServiceSpec};
 use crate::sweep::{self, Scope};
 
 mod observe;
+mod output;
 mod requests;
 
 /// Token of the signalfd in the epoll set; slot tokens are `(index + 1) << 2 | kind`; the
@@ -165,6 +166,8 @@ pub struct Supervisor {
     waiters: Vec<requests::Waiter>,
     /// `PIDVISOR_TIME_SCALE`, to report nominal delays.
     time_scale: f64,
+    /// Which slot's backlog a writable outlet serves first (they take turns).
+    output_turn: usize,
 }
 
 impl Supervisor {
@@ -226,6 +229,7 @@ impl Supervisor {
             control,
             waiters: Vec::new(),
             time_scale: options.time_scale.get(),
+            output_turn: 0,
         };
         supervisor.load_services(&options.services_dir)?;
         Ok(supervisor)
@@ -317,19 +321,20 @@ impl Supervisor {
             if matches!(self.stage, Stage::Sweep { .. } | Stage::Killing)
                 && self.reap(now) == Remaining::None
             {
-                for index in 0..self.slots.len() {
-                    self.drain_output(index);
-                }
+                self.flush_before_exit(now + self.grace);
                 let code = self.final_exit_code();
                 self.emit(Event::Exit { code });
                 return code;
             }
+            self.sync_output();
             let timeout = self.timeout(now);
             match self.epoll.wait(&mut events, timeout) {
                 Ok(ready) => {
                     for event in &events[..ready] {
                         if control::owns_token(event.data()) {
                             self.on_control_ready(event.data(), event.events());
+                        } else if output::owns_token(event.data()) {
+                            self.on_outlet_writable(event.data());
                         } else {
                             self.on_ready_fd(event.data());
                         }

@@ -294,6 +294,9 @@ pub struct Launch {
     args: Vec<String>,
     env: Vec<(String, String)>,
     passed_fd: Option<(File, RawFd)>,
+    /// pidvisor's stdout and stderr, when the test does not collect them itself.
+    stdout: Option<File>,
+    stderr: Option<File>,
     dir: PathBuf,
 }
 
@@ -319,6 +322,8 @@ impl Launch {
             args: args.iter().map(|a| a.as_ref().to_owned()).collect(),
             env: Vec::new(),
             passed_fd: None,
+            stdout: None,
+            stderr: None,
             dir: dir.path().to_owned(),
         }
     }
@@ -335,8 +340,21 @@ impl Launch {
         self
     }
 
+    /// Gives pidvisor `file` as its stdout (say, a pipe the test reads when it chooses),
+    /// instead of collecting it; [`Pidvisor::stdout_so_far`] is then empty.
+    pub fn stdout_to(mut self, file: File) -> Launch {
+        self.stdout = Some(file);
+        self
+    }
+
+    /// The same for stderr ([`Pidvisor::stderr_so_far`] is then empty).
+    pub fn stderr_to(mut self, file: File) -> Launch {
+        self.stderr = Some(file);
+        self
+    }
+
     /// Starts it and returns at once.
-    pub fn spawn(self) -> Pidvisor {
+    pub fn spawn(mut self) -> Pidvisor {
         let argv: Vec<String> = match self.topology {
             Topology::Namespace => unshare_words().into_iter().chain(self.args).collect(),
             Topology::Direct => std::iter::once(PIDVISOR.to_owned())
@@ -386,8 +404,8 @@ impl Launch {
             } else {
                 Stdio::null()
             })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdout(self.stdout.take().map_or_else(Stdio::piped, Stdio::from))
+            .stderr(self.stderr.take().map_or_else(Stdio::piped, Stdio::from));
 
         let passed = self
             .passed_fd
@@ -404,8 +422,14 @@ impl Launch {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {command_line}: {e}"));
         let stdin = child.stdin.take();
-        let stdout = Collector::start(child.stdout.take().expect("stdout is piped"));
-        let stderr = Collector::start(child.stderr.take().expect("stderr is piped"));
+        let stdout = match child.stdout.take() {
+            Some(pipe) => Collector::start(pipe),
+            None => Collector::start(io::empty()),
+        };
+        let stderr = match child.stderr.take() {
+            Some(pipe) => Collector::start(pipe),
+            None => Collector::start(io::empty()),
+        };
         let host_pid = OnceCell::new();
         if self.topology == Topology::Direct {
             let _ = host_pid.set(child.id() as i32);

@@ -20,4 +20,5 @@ mod ordering;
 mod output;
 mod readiness;
 mod restart;
+mod stalled_output;
 mod stopping;
