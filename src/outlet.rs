@@ -82,18 +82,38 @@ pub fn lock(sink: Sink) -> MutexGuard<'static, Outlet> {
     cell(sink).lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The stream whose outlet `sink` writes through: when stdout and stderr are the same
+/// pipe or terminal (`2>&1`), stderr shares stdout's outlet, so that a line one of them
+/// has begun is finished before the other writes anything.
+pub fn route(sink: Sink) -> Sink {
+    static SHARED: OnceLock<bool> = OnceLock::new();
+    let shared = || *SHARED.get_or_init(|| is_same_file(libc::STDOUT_FILENO, libc::STDERR_FILENO));
+    if sink == Sink::Stderr && shared() {
+        Sink::Stdout
+    } else {
+        sink
+    }
+}
+
+/// The distinct outlets: stdout's and stderr's, or one shared by both.
+pub fn outlets() -> impl Iterator<Item = Sink> {
+    Sink::ALL.into_iter().filter(|&sink| route(sink) == sink)
+}
+
 fn cell(sink: Sink) -> &'static Mutex<Outlet> {
     static STDOUT: OnceLock<Mutex<Outlet>> = OnceLock::new();
     static STDERR: OnceLock<Mutex<Outlet>> = OnceLock::new();
-    let cell = match sink {
+    let cell = match route(sink) {
         Sink::Stdout => &STDOUT,
         Sink::Stderr => &STDERR,
     };
-    cell.get_or_init(|| Mutex::new(Outlet::open(sink)))
+    cell.get_or_init(|| Mutex::new(Outlet::open(route(sink))))
 }
 
 /// Writes one of pidvisor's own log lines to stderr, or queues it, or counts it dropped.
 pub fn write_log_line(line: &[u8]) {
+    // Never blocks: the lock is only ever taken by this one thread, so a busy lock means
+    // a line logged while an outlet is in use.
     let mut outlet = match cell(Sink::Stderr).try_lock() {
         Ok(outlet) => outlet,
         Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),

@@ -55,7 +55,7 @@ impl Supervisor {
         for index in 0..self.slots.len() {
             self.sync_relay_reading(index);
         }
-        for sink in Sink::ALL {
+        for sink in outlet::outlets() {
             self.sync_outlet_watch(sink);
         }
         self.report_dropped_log_lines();
@@ -68,11 +68,10 @@ impl Supervisor {
             for index in 0..self.slots.len() {
                 self.drain_output(index);
             }
-            for sink in Sink::ALL {
+            for sink in outlet::outlets() {
                 self.flush_sink(sink);
             }
-            let stalled: Vec<RawFd> = Sink::ALL
-                .into_iter()
+            let stalled: Vec<RawFd> = outlet::outlets()
                 .filter(|&sink| self.sink_has_pending(sink))
                 .map(|sink| outlet::lock(sink).raw_fd())
                 .collect();
@@ -114,7 +113,7 @@ impl Supervisor {
                 [&slot.stdout, &slot.stderr]
                     .into_iter()
                     .flatten()
-                    .any(|relay| relay.sink() == sink && relay.has_backlog())
+                    .any(|relay| outlet::route(relay.sink()) == sink && relay.has_backlog())
             })
     }
 
@@ -182,8 +181,7 @@ impl Supervisor {
     }
 
     fn report_lost_output(&self) {
-        let lost: usize = Sink::ALL
-            .into_iter()
+        let lost: usize = outlet::outlets()
             .map(|sink| outlet::lock(sink).own_pending_len())
             .sum::<usize>()
             + self
@@ -206,7 +204,7 @@ fn relays<'a>(
     [stdout, stderr]
         .into_iter()
         .flatten()
-        .filter(move |relay| relay.sink() == sink)
+        .filter(move |relay| outlet::route(relay.sink()) == sink)
 }
 
 /// Waits until one of `fds` is writable (or broken), or `millis` have passed.
