@@ -98,6 +98,9 @@ pub struct Service {
     quick_crashes: u32,
     /// The exit of `run` that the current `Finishing`/`Stopping` state is about.
     pending_exit: Option<Exit>,
+    /// The current or last run was stopped for not being ready in time: however it
+    /// exited, it did not complete.
+    ready_timed_out: bool,
 }
 
 impl Service {
@@ -115,6 +118,7 @@ impl Service {
             recent_restarts: VecDeque::with_capacity(capacity),
             quick_crashes: 0,
             pending_exit: None,
+            ready_timed_out: false,
         }
     }
 
@@ -151,6 +155,32 @@ impl Service {
 
     pub fn is_ready(&self) -> bool {
         matches!(self.state, State::Ready { .. })
+    }
+
+    /// Finished for good after a successful run: a one-shot that has done its job, which
+    /// counts as up for the services that come after it (s6-rc's oneshot). A run stopped
+    /// for not being ready in time did not complete, whatever its exit.
+    pub fn completed(&self) -> bool {
+        self.state == State::Finished
+            && !self.ready_timed_out
+            && self
+                .last_exit
+                .is_some_and(|(exit, _)| self.is_success(exit))
+    }
+
+    /// Whether the current or last run was stopped for not being ready in time.
+    pub fn ready_timed_out(&self) -> bool {
+        self.ready_timed_out
+    }
+
+    /// Up, as far as the services that come after it are concerned: ready, or completed.
+    pub fn is_up_for_dependents(&self) -> bool {
+        self.is_ready() || self.completed()
+    }
+
+    /// Will not come up by itself: failed, or finished after an unsuccessful run.
+    pub fn is_down_for_good(&self) -> bool {
+        self.state == State::Failed || (self.state == State::Finished && !self.completed())
     }
 
     /// Down for good or for now, with nothing of it running: what shutdown waits for.
@@ -215,6 +245,7 @@ impl Service {
 
     pub fn on_spawned(&mut self, pid: i32, now: Instant) -> Vec<Action> {
         self.started_at = Some(now);
+        self.ready_timed_out = false;
         self.pgid = pid;
         match self.spec.ready {
             Readiness::Started => {
@@ -324,6 +355,7 @@ impl Service {
                     self.name(),
                     self.spec.ready_timeout
                 );
+                self.ready_timed_out = true;
                 self.state = State::Stopping {
                     pid: Some(pid),
                     deadline: Some(now + self.spec.stop_timeout),
@@ -653,6 +685,26 @@ mod tests {
         let mut service = running(never, t0);
         let actions = service.on_exit(Exit::Code(0), true, t0);
         assert_eq!(actions, vec![Action::ShutDownContainer { exit_code: 0 }]);
+    }
+
+    #[test]
+    fn a_one_shot_that_exits_successfully_counts_as_up_and_one_that_fails_as_down_for_good() {
+        let t0 = Instant::now();
+        let one_shot = ServiceSpec {
+            restart: RestartPolicy::Never,
+            ..spec()
+        };
+        let mut service = running(one_shot.clone(), t0);
+        service.on_exit(Exit::Code(0), true, t0);
+        assert!(service.completed() && service.is_up_for_dependents());
+        assert!(!service.is_down_for_good());
+
+        for exit in [Exit::Code(1), Exit::Signal(libc::SIGKILL)] {
+            let mut service = running(one_shot.clone(), t0);
+            service.on_exit(exit, true, t0);
+            assert!(!service.is_up_for_dependents(), "{exit:?}");
+            assert!(service.is_down_for_good(), "{exit:?}");
+        }
     }
 
     #[test]

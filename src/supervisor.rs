@@ -892,7 +892,8 @@ impl Supervisor {
     }
 
     /// Whether a service that is down waits, directly or not, for a service that is down
-    /// and not wanted (a `down` file), failed or finished. (`after` has no cycles.)
+    /// and not wanted (a `down` file), failed, or finished after an unsuccessful run (one
+    /// that finished successfully counts as up). (`after` has no cycles.)
     fn blocked_for_good(&self, index: usize) -> bool {
         let service = &self.slots[index].service;
         service.state == State::Down
@@ -900,7 +901,7 @@ impl Supervisor {
                 self.by_name.get(name).is_some_and(|&dep| {
                     let dependency = &self.slots[dep].service;
                     (!dependency.wanted && dependency.is_stopped())
-                        || matches!(dependency.state, State::Failed | State::Finished)
+                        || dependency.is_down_for_good()
                         || self.blocked_for_good(dep)
                 })
             })
@@ -941,7 +942,7 @@ impl Supervisor {
         self.slots[index].service.spec.after.iter().all(|name| {
             self.by_name
                 .get(name)
-                .is_some_and(|&other| self.slots[other].service.is_ready())
+                .is_some_and(|&other| self.slots[other].service.is_up_for_dependents())
         })
     }
 

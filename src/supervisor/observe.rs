@@ -10,8 +10,12 @@
 use std::time::{Duration, Instant};
 
 use super::Supervisor;
+use tracing::warn;
+
 use crate::events::{self, Event};
+use crate::reaper::Exit;
 use crate::service::State;
+use crate::signals;
 
 /// What was last reported about a service.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +106,36 @@ impl Supervisor {
         };
         for event in found {
             self.emit(event);
+        }
+        if before.state != self.slots[index].service.state {
+            self.report_stranded_dependents(index);
+        }
+    }
+
+    /// When a service has just failed, or finished after an unsuccessful run, says which
+    /// of the services waiting for it (`after`) will not start because of it.
+    fn report_stranded_dependents(&self, index: usize) {
+        let service = &self.slots[index].service;
+        if !service.is_down_for_good() {
+            return;
+        }
+        let why = match (service.state, service.last_exit) {
+            (State::Failed, _) => "failed".to_owned(),
+            _ if service.ready_timed_out() => "was not ready in time".to_owned(),
+            (_, Some((Exit::Code(code), _))) => format!("finished with exit code {code}"),
+            (_, Some((Exit::Signal(signo), _))) => {
+                format!("finished, killed by {}", signals::name(signo))
+            }
+            (_, None) => "finished without running".to_owned(),
+        };
+        let name = service.name();
+        for waiting in self.slots.iter().map(|slot| &slot.service).filter(|other| {
+            other.wanted && other.state == State::Down && other.spec.after.iter().any(|a| a == name)
+        }) {
+            warn!(
+                "{}: not started: it comes after {name}, which {why}",
+                waiting.name()
+            );
         }
     }
 }

@@ -183,3 +183,54 @@ fn a_service_that_ends_during_shutdown_is_not_restarted() {
     assert!(run.stderr.contains("base: killed by SIGTERM"), "{run}");
     assert_eq!(log_count(&run.stderr, "base: started"), 1, "{run}");
 }
+
+#[test]
+fn a_service_after_a_one_shot_starts_once_the_one_shot_has_finished_successfully() {
+    let layout = Layout::new("after-one-shot");
+    let order = layout.quoted("order");
+    // s6-rc's oneshot: a `restart = "never"` service that exits 0 counts as up.
+    layout.service_with(
+        "setup",
+        &format!("echo setup >> {order}"),
+        "restart = \"never\"\n",
+    );
+    layout.service_with(
+        "app",
+        &format!("echo app >> {order}\nexec sleep 1000"),
+        "after = [\"setup\"]\n",
+    );
+    let main_ran = layout.path("main.ran");
+    let mut pidvisor = layout
+        .launch(&["sh", "-c", &format!("touch {main_ran}; exec sleep 1000")])
+        .start();
+    pidvisor.wait_for_file(&main_ran);
+    pidvisor.signal(libc::SIGTERM);
+    let run = pidvisor.finish(crate::harness::PATIENCE);
+    assert_eq!(layout.lines("order"), ["setup", "app"], "{run}");
+    assert_eq!(log_count(&run.stderr, "app: started"), 1, "{run}");
+}
+
+#[test]
+fn a_service_after_a_failed_one_shot_stays_down_and_the_log_says_why() {
+    let layout = Layout::new("after-failed-one-shot");
+    layout.service_with("setup", "exit 3", "restart = \"never\"\n");
+    let app_ran = layout.quoted("app.ran");
+    layout.service_with(
+        "app",
+        &format!("touch {app_ran}\nexec sleep 1000"),
+        "after = [\"setup\"]\n",
+    );
+    // The main command does not wait for a service that cannot start.
+    let main_ran = layout.path("main.ran");
+    let run = layout.launch(&["touch", &main_ran]).run();
+    run.assert_code(0);
+    assert!(std::path::Path::new(&main_ran).exists(), "{run}");
+    assert!(layout.lines("app.ran").is_empty(), "{run}");
+    assert_eq!(log_count(&run.stderr, "app: started"), 0, "{run}");
+    assert!(
+        run.stderr.contains(
+            "pidvisor: WARN app: not started: it comes after setup, which finished with exit code 3"
+        ),
+        "{run}"
+    );
+}
