@@ -527,7 +527,9 @@ impl Supervisor {
         }
     }
 
-    /// Passes a signal on: to the main command if there is one, else to every service.
+    /// Passes a signal on: to the main command if there is one, else to every service but
+    /// the loggers (a logger follows its service's life, not the container's signals: a
+    /// HUP meant to reload the services would kill one that keeps the default action).
     fn forward(&self, signo: libc::c_int) {
         let targets: Vec<i32> = match self.main {
             Main::Running { pid } => vec![match self.forward_to {
@@ -537,6 +539,7 @@ impl Supervisor {
             Main::Absent if !signals::is_shutdown_request(signo) => self
                 .slots
                 .iter()
+                .filter(|slot| slot.from_service.is_none())
                 .filter_map(|slot| slot.service.pid())
                 .map(|pid| -pid)
                 .collect(),

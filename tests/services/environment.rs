@@ -96,7 +96,7 @@ fn a_service_with_a_user_runs_as_that_user() {
 }
 
 #[test]
-fn without_a_main_command_hup_and_usr1_reach_every_running_service() {
+fn without_a_main_command_hup_and_usr1_reach_every_running_service_but_not_its_logger() {
     let layout = Layout::new("signals");
     let events = layout.quoted("events");
     let names = ["one", "two"];
@@ -113,6 +113,8 @@ fn without_a_main_command_hup_and_usr1_reach_every_running_service() {
             "ready = { notify-fd = 3 }\n",
         );
     }
+    // A logger with the default handling of HUP: a HUP would kill it.
+    layout.write("one", "log/run", "#!/bin/sh\nexec cat > /dev/null\n", 0o755);
     let mut pidvisor = layout.start();
     for name in names {
         pidvisor.wait_for_log(&format!("{name}: ready"));
@@ -130,11 +132,16 @@ fn without_a_main_command_hup_and_usr1_reach_every_running_service() {
         ["one HUP", "two HUP", "one USR1", "two USR1"],
         "{run}"
     );
-    for name in names {
+    for name in ["one", "two", "one/log"] {
         assert_eq!(
             log_count(&run.stderr, &format!("{name}: started")),
             1,
             "{run}"
         );
     }
+    let logger_signalled = run
+        .log_lines()
+        .into_iter()
+        .any(|line| line.contains("one/log: ") && line.contains("SIG"));
+    assert!(!logger_signalled, "the logger got a signal\n{run}");
 }
