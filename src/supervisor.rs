@@ -140,6 +140,34 @@ struct Slot {
     restart_pending: bool,
 }
 
+impl Slot {
+    /// The stdout and stderr of the service's programs (`run`, `finish`): the logger's
+    /// pipe or a prefixed relay, or pidvisor's own (`None`) with `log-prefix = false`.
+    fn output_for_child(&self) -> Result<(Option<Stdio>, Option<Stdio>), spawn::SpawnError> {
+        let stdout = match (&self.to_logger, &self.stdout) {
+            (Some(pipe), _) => Some(
+                pipe.writer_for_child()
+                    .map_err(|e| setup_error("the log pipe", e))?,
+            ),
+            (None, Some(relay)) => Some(
+                relay
+                    .writer_for_child()
+                    .map_err(|e| setup_error("stdout", e))?,
+            ),
+            (None, None) => None,
+        };
+        let stderr = match &self.stderr {
+            Some(relay) => Some(
+                relay
+                    .writer_for_child()
+                    .map_err(|e| setup_error("stderr", e))?,
+            ),
+            None => None,
+        };
+        Ok((stdout, stderr))
+    }
+}
+
 pub struct Supervisor {
     signals: SignalQueue,
     epoll: Epoll,
@@ -652,6 +680,8 @@ impl Supervisor {
         }
         let slot = &mut self.slots[index];
         let actions = if slot.service.finish_pid() == Some(pid) {
+            self.drain_output(index);
+            let slot = &mut self.slots[index];
             let code = match exit {
                 Exit::Code(code) => Some(code),
                 Exit::Signal(_) => None,
@@ -1034,40 +1064,17 @@ impl Supervisor {
     fn spawn_service(&mut self, index: usize) -> Result<i32, spawn::SpawnError> {
         let slot = &mut self.slots[index];
         let spec = &slot.service.spec;
-        let io_error = |what: &str, err: io::Error| spawn::SpawnError {
-            exit_code: 126,
-            message: format!("cannot set up {what}: {err}"),
-        };
         let stdin = match &slot.from_service {
             Some(pipe) => pipe
                 .reader_for_child()
-                .map_err(|e| io_error("the log pipe", e))?,
+                .map_err(|e| setup_error("the log pipe", e))?,
             None => Stdio::null(),
         };
-        let stdout = match (&slot.to_logger, &slot.stdout) {
-            (Some(pipe), _) => Some(
-                pipe.writer_for_child()
-                    .map_err(|e| io_error("the log pipe", e))?,
-            ),
-            (None, Some(relay)) => Some(
-                relay
-                    .writer_for_child()
-                    .map_err(|e| io_error("stdout", e))?,
-            ),
-            (None, None) => None,
-        };
-        let stderr = match &slot.stderr {
-            Some(relay) => Some(
-                relay
-                    .writer_for_child()
-                    .map_err(|e| io_error("stderr", e))?,
-            ),
-            None => None,
-        };
+        let (stdout, stderr) = slot.output_for_child()?;
         let notify = match spec.ready {
             Readiness::NotifyFd(fd) => {
                 let (reader, writer) =
-                    NotifyPipe::new().map_err(|e| io_error("notification-fd", e))?;
+                    NotifyPipe::new().map_err(|e| setup_error("notification-fd", e))?;
                 Some((fd, reader, writer))
             }
             _ => None,
@@ -1114,14 +1121,21 @@ impl Supervisor {
             code.to_string().into(),
             signal.to_string().into(),
         ];
-        let setup = Setup {
-            cwd: Some(&service.spec.working_dir),
-            env: service_env(&service.spec),
-            credentials: service.spec.user.as_ref(),
-            umask: service.spec.umask,
-            ..Setup::default()
-        };
-        match spawn::spawn(&argv, setup, self.signals.child_reset()) {
+        let spawned = self.slots[index]
+            .output_for_child()
+            .and_then(|(stdout, stderr)| {
+                let setup = Setup {
+                    cwd: Some(&service.spec.working_dir),
+                    env: service_env(&service.spec),
+                    credentials: service.spec.user.as_ref(),
+                    umask: service.spec.umask,
+                    stdout,
+                    stderr,
+                    ..Setup::default()
+                };
+                spawn::spawn(&argv, setup, self.signals.child_reset())
+            });
+        match spawned {
             Ok(pid) => {
                 self.slots[index].service.on_finish_spawned(pid, now);
                 Vec::new()
@@ -1215,6 +1229,14 @@ fn logger_spec(service: &ServiceSpec, run: PathBuf) -> ServiceSpec {
         ready: Readiness::Started,
         log_prefix: false,
         ..service.clone()
+    }
+}
+
+/// A descriptor for a child could not be made: reported like a program that cannot run.
+fn setup_error(what: &str, err: io::Error) -> spawn::SpawnError {
+    spawn::SpawnError {
+        exit_code: 126,
+        message: format!("cannot set up {what}: {err}"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `finish`: run after every exit of `run` with s6's two arguments (the exit code, 256 when
 //! killed by a signal; then the signal number, 0 if none); exiting 125 keeps the service
-//! down; a `finish` that outlives `finish-timeout` is killed and the policy goes on.
+//! down; a `finish` that outlives `finish-timeout` is killed and the policy goes on; its
+//! output is prefixed like `run`'s.
 
 use crate::layout::Layout;
 
@@ -66,6 +67,26 @@ fn a_finish_that_outlives_its_timeout_is_killed_and_the_service_restarts() {
     assert!(
         run.stderr
             .contains("slowfinish: finish still running after 300ms: killing it"),
+        "{run}"
+    );
+}
+
+#[test]
+fn finish_output_gets_the_service_prefix_like_runs() {
+    let layout = Layout::new("finish-prefix");
+    layout.service_with("tidy", "echo running\nexit 0", "restart = \"never\"\n");
+    layout.write(
+        "tidy",
+        "finish",
+        "#!/bin/sh\necho \"finish out $1\"\necho 'finish err' >&2\n",
+        0o755,
+    );
+    let mut pidvisor = layout.start();
+    pidvisor.wait_for_log("tidy: not restarted (restart policy)");
+    let run = pidvisor.shut_down();
+    assert_eq!(run.stdout, "tidy | running\ntidy | finish out 0\n", "{run}");
+    assert!(
+        run.stderr.lines().any(|line| line == "tidy | finish err"),
         "{run}"
     );
 }
