@@ -11,11 +11,12 @@
 //! parent through a close-on-exec pipe, which is what turns "not found" and "permission
 //! denied" into exit codes 127 and 126 with a clear message. Credentials, umask and the
 //! readiness descriptor are set in the child between fork and exec, with async-signal-safe
-//! calls only.
+//! calls only; the readiness descriptor's number is taken in pidvisor during the spawn,
+//! so that nothing the spawn opens can land on it (see `occupy`).
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -94,7 +95,17 @@ pub fn spawn(
         )
     });
     let umask = setup.umask;
-    let extra_fd = setup.extra_fd.map(|(target, fd)| (target, fd.as_raw_fd()));
+    // Held until the child has started: see `occupy`.
+    let (extra_fd, _placeholder) = match setup.extra_fd {
+        Some((target, fd)) => {
+            let (source, placeholder) = occupy(target, fd).map_err(|err| SpawnError {
+                exit_code: 126,
+                message: format!("cannot set up descriptor {target}: {err}"),
+            })?;
+            (Some((target, source)), placeholder)
+        }
+        None => (None, None),
+    };
     // SAFETY: the closure only makes async-signal-safe system calls and allocates nothing
     // (the group list was built before the fork), as required between fork and exec.
     unsafe {
@@ -126,6 +137,32 @@ pub fn spawn(
             message: format!("cannot run '{}': {err}", program.to_string_lossy()),
         }),
     }
+}
+
+/// Makes sure that descriptor number `target` is taken in pidvisor while it spawns, and
+/// returns the descriptor the child should copy to `target` (plus a copy to hold until
+/// the child has started, if one was made).
+///
+/// `Command::spawn` opens descriptors of its own after this (among them the
+/// close-on-exec pipe through which the child reports a failed `exec`), each at the
+/// lowest free number. Had one of them landed on `target`, the child's `dup2` onto
+/// `target` would replace it: a replaced error pipe reports success to pidvisor at once,
+/// and a failed `exec` then writes its error into the notification pipe and exits 1,
+/// instead of being reported as "cannot run" with 126 or 127. So when `target` is free,
+/// `source` is copied there now (close-on-exec: in the child, only clearing that flag is
+/// left to do); when pidvisor uses `target` itself, the child's `dup2` replaces only the
+/// child's copy of pidvisor's descriptor, which `exec` would have closed anyway.
+fn occupy(target: i32, source: &OwnedFd) -> io::Result<(i32, Option<OwnedFd>)> {
+    // SAFETY: F_GETFD only asks whether `target` is open.
+    let taken = unsafe { libc::fcntl(target, libc::F_GETFD) } >= 0;
+    if taken {
+        return Ok((source.as_raw_fd(), None));
+    }
+    // SAFETY: `target` is free, so dup3 replaces nothing; the copy gets one owner.
+    let copy = unsafe { libc::dup3(source.as_raw_fd(), target, libc::O_CLOEXEC) };
+    check(copy)?;
+    // SAFETY: dup3 just made `copy` (equal to `target`); nothing else owns it.
+    Ok((target, Some(unsafe { OwnedFd::from_raw_fd(copy) })))
 }
 
 /// Makes `source` the descriptor `target` of the child, without close-on-exec.
@@ -164,6 +201,26 @@ fn stdin_is_terminal() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_free_target_is_taken_by_a_copy_and_a_taken_one_is_left_alone() {
+        let crate::logs::Pipe { read, write } = crate::logs::Pipe::new().expect("pipe");
+        // A number this test binary does not use.
+        let (source, placeholder) = occupy(900, &write).expect("occupy");
+        assert_eq!(source, 900);
+        let placeholder = placeholder.expect("a copy at 900");
+        assert_eq!(placeholder.as_raw_fd(), 900);
+        // SAFETY: F_GETFD on an open descriptor.
+        let flags = unsafe { libc::fcntl(900, libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+
+        // The source's own number, or any number pidvisor uses: no copy.
+        for taken in [write.as_raw_fd(), read.as_raw_fd()] {
+            let (source, placeholder) = occupy(taken, &write).expect("occupy");
+            assert_eq!(source, write.as_raw_fd());
+            assert!(placeholder.is_none());
+        }
+    }
 
     #[test]
     fn missing_is_127_and_unexecutable_is_126() {

@@ -1,6 +1,7 @@
 //! Readiness: a service that comes `after` another starts only once that one is ready, by
 //! each kind of check (`notify-fd`, an s6 `notification-fd` file, `tcp`, `command`); a
-//! service not ready within `ready-timeout` is stopped and its restart policy applies.
+//! service not ready within `ready-timeout` is stopped and its restart policy applies; a
+//! `notify-fd` whose number pidvisor or its spawn happens to use still works.
 //!
 //! Each checked service waits on a FIFO of its own until the test writes to it, then logs
 //! `KIND ready` to the `events` file just before it becomes ready; its dependent logs
@@ -166,4 +167,59 @@ fn a_readiness_command_still_running_when_its_service_ends_is_killed() {
         descendants_of(pid1).is_empty()
     });
     pidvisor.shut_down();
+}
+
+/// The notification descriptors the collision tests try: enough to cover every number
+/// pidvisor's own descriptors take with these services (the signalfd, epoll, the control
+/// socket, each service's output pipes and notification pipe) and the descriptor its
+/// spawn reports a failed `exec` through.
+const NOTIFY_FDS: std::ops::RangeInclusive<i32> = 3..=40;
+
+#[test]
+fn a_notify_fd_that_collides_with_one_of_pidvisors_descriptors_still_reaches_run() {
+    let layout = Layout::new("notify-collisions");
+    for fd in NOTIFY_FDS {
+        layout.service_with(
+            &format!("fd{fd}"),
+            // Through /proc: sh redirects only descriptors 0 to 9.
+            &format!("echo > /proc/self/fd/{fd}\nexec sleep 1000"),
+            &format!("ready = {{ notify-fd = {fd} }}\nready-timeout = \"20s\"\n"),
+        );
+    }
+    let mut pidvisor = layout.start();
+    for fd in NOTIFY_FDS {
+        pidvisor.wait_for_log(&format!("fd{fd}: ready"));
+    }
+    let run = pidvisor.shut_down();
+    assert_eq!(log_count(&run.stderr, "not ready within"), 0, "{run}");
+}
+
+#[test]
+fn a_notify_fd_that_collides_with_spawns_error_pipe_still_reports_a_failed_exec() {
+    // Where the spawn's error pipe lands depends on how many descriptors pidvisor holds,
+    // so each number gets a pidvisor of its own with one service.
+    for fd in 3..=24 {
+        let layout = Layout::new(&format!("notify-exec-fails-{fd}"));
+        // An interpreter that does not exist: exec fails with ENOENT.
+        layout.write("svc", "run", "#!/nonexistent/sh\n", 0o755);
+        layout.write(
+            "svc",
+            "service.toml",
+            &format!("ready = {{ notify-fd = {fd} }}\nrestart = \"never\"\n"),
+            0o644,
+        );
+        let mut pidvisor = layout.start();
+        pidvisor.wait_for_log("svc: not restarted");
+        let run = pidvisor.shut_down();
+        assert_eq!(
+            log_count(&run.stderr, "svc: started"),
+            0,
+            "notify-fd {fd}\n{run}"
+        );
+        assert_eq!(
+            log_count(&run.stderr, "svc: cannot run"),
+            1,
+            "notify-fd {fd}\n{run}"
+        );
+    }
 }
