@@ -39,6 +39,15 @@ pub enum Sink {
     Stderr,
 }
 
+impl std::fmt::Display for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Sink::Stdout => "stdout",
+            Sink::Stderr => "stderr",
+        })
+    }
+}
+
 impl Sink {
     pub const ALL: [Sink; 2] = [Sink::Stdout, Sink::Stderr];
 
@@ -57,8 +66,9 @@ enum Mode {
     Private(OwnedFd),
     /// A socket, written with `send(MSG_DONTWAIT)`.
     Socket,
-    /// The inherited descriptor, blocking: a regular file, `/dev/null`, or no other way.
-    Blocking,
+    /// The inherited descriptor, blocking: a regular file, `/dev/null`, or (with the
+    /// reason) a pipe or terminal that could not be reopened.
+    Blocking { fallback: Option<String> },
 }
 
 /// One of pidvisor's output streams.
@@ -145,13 +155,21 @@ impl Outlet {
     pub fn raw_fd(&self) -> RawFd {
         match &self.mode {
             Mode::Private(fd) => fd.as_raw_fd(),
-            Mode::Socket | Mode::Blocking => self.sink.fd(),
+            Mode::Socket | Mode::Blocking { .. } => self.sink.fd(),
         }
     }
 
     /// Whether writes may be refused (and waiting for writability makes sense).
     pub fn can_stall(&self) -> bool {
-        !matches!(self.mode, Mode::Blocking)
+        !matches!(self.mode, Mode::Blocking { .. })
+    }
+
+    /// Why a pipe or terminal is written blocking (so a stalled reader stalls pidvisor).
+    pub fn fallback(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::Blocking { fallback } => fallback.as_deref(),
+            _ => None,
+        }
     }
 
     /// Offers whole lines; returns how many bytes of them were taken (written, or the
@@ -262,7 +280,9 @@ impl Outlet {
                         libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
                     )
                 },
-                Mode::Blocking => return write_all(self.sink.fd(), bytes).map(|()| bytes.len()),
+                Mode::Blocking { .. } => {
+                    return write_all(self.sink.fd(), bytes).map(|()| bytes.len());
+                }
             };
             if n >= 0 {
                 return Ok(n as usize);
@@ -292,34 +312,45 @@ fn write_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
 }
 
 /// A pipe or a terminal gets a private non-blocking description; a socket is sent to
-/// with `MSG_DONTWAIT`; anything else (or a failure) is written blocking.
+/// with `MSG_DONTWAIT`; anything else is written blocking, as is a pipe or terminal that
+/// cannot be reopened.
 fn choose_mode(fd: RawFd) -> Mode {
     // SAFETY: fstat fills the zeroed struct it is given.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe { libc::fstat(fd, &mut stat) } != 0 {
-        return Mode::Blocking;
+        return Mode::Blocking { fallback: None };
     }
     match stat.st_mode & libc::S_IFMT {
         libc::S_IFSOCK => Mode::Socket,
-        libc::S_IFIFO | libc::S_IFCHR => {
-            reopen_nonblocking(fd).map_or(Mode::Blocking, Mode::Private)
-        }
-        _ => Mode::Blocking,
+        libc::S_IFIFO | libc::S_IFCHR => match reopen_nonblocking(fd) {
+            Ok(private) => Mode::Private(private),
+            Err(err) => Mode::Blocking {
+                fallback: Some(err.to_string()),
+            },
+        },
+        _ => Mode::Blocking { fallback: None },
     }
 }
 
 /// A new open file description of whatever `fd` is, non-blocking and close-on-exec.
-fn reopen_nonblocking(fd: RawFd) -> Option<OwnedFd> {
-    let path = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).ok()?;
+fn reopen_nonblocking(fd: RawFd) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{fd}");
+    let c_path = std::ffi::CString::new(path.clone()).map_err(io::Error::other)?;
     let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
     // SAFETY: a valid NUL-terminated path.
-    let new = unsafe { libc::open(path.as_ptr(), flags) };
+    let new = unsafe { libc::open(c_path.as_ptr(), flags) };
     if new < 0 {
-        return None;
+        let err = io::Error::last_os_error();
+        return Err(io::Error::new(err.kind(), format!("opening {path}: {err}")));
     }
     // SAFETY: open just returned this descriptor; it has no other owner.
     let new = unsafe { OwnedFd::from_raw_fd(new) };
-    is_same_file(fd, new.as_raw_fd()).then_some(new)
+    if !is_same_file(fd, new.as_raw_fd()) {
+        return Err(io::Error::other(format!(
+            "{path} is not this process's descriptor"
+        )));
+    }
+    Ok(new)
 }
 
 /// Whether two descriptors refer to the same pipe or device (a reopen that got something
@@ -346,7 +377,7 @@ mod tests {
         let fd = pipe.write.as_raw_fd();
         Outlet {
             sink: Sink::Stdout,
-            mode: reopen_nonblocking(fd).map_or(Mode::Blocking, Mode::Private),
+            mode: Mode::Private(reopen_nonblocking(fd).expect("reopen")),
             carry: Vec::new(),
             log: Vec::new(),
             armed: false,

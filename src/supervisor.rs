@@ -211,6 +211,15 @@ impl Supervisor {
                 EpollEvent::new(EpollFlags::EPOLLIN, SIGNALS),
             )
             .map_err(|e| io::Error::other(format!("epoll_ctl(signalfd): {e}")))?;
+        for sink in crate::outlet::outlets() {
+            let fallback = crate::outlet::lock(sink).fallback().map(str::to_owned);
+            if let Some(why) = fallback {
+                warn!(
+                    "{sink}: writing blocking ({why}): a reader that stops reading will \
+                     stall pidvisor"
+                );
+            }
+        }
         if signals.started_with_blocked_signals() {
             info!("pidvisor was started with blocked signals; children start with none blocked");
         }

@@ -89,7 +89,7 @@ impl Supervisor {
 
     fn flush_sink(&mut self, sink: Sink) {
         if let Err(err) = outlet::lock(sink).flush_own() {
-            warn!("writing to {sink:?}: {err}");
+            warn!("writing to {sink}: {err}");
         }
         let count = self.slots.len();
         let first = self.output_turn % count.max(1);
@@ -166,7 +166,7 @@ impl Supervisor {
         };
         match result {
             Ok(()) => outlet::lock(sink).armed = pending,
-            Err(err) => warn!("epoll_ctl({sink:?}): {err}"),
+            Err(err) => warn!("epoll_ctl({sink}): {err}"),
         }
     }
 

@@ -7,8 +7,9 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
+use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,7 +38,8 @@ fn unread(reader: &File) -> usize {
     n as usize
 }
 
-/// Whether the pipe whose write end is `writer` is full: it would take nothing now.
+/// Whether the pipe (or socket) whose write end is `writer` is full: it would take
+/// nothing now.
 fn is_full(writer: &File) -> bool {
     let mut poll = libc::pollfd {
         fd: writer.as_raw_fd(),
@@ -159,10 +161,25 @@ fn ctl_status(layout: &Layout) -> String {
 
 #[test]
 fn sigterm_ends_the_container_though_nobody_reads_its_stdout() {
+    let (reader, writer) = pipe();
+    sigterm_ends_the_container_though_nobody_reads(reader, writer);
+}
+
+#[test]
+fn sigterm_ends_the_container_though_nobody_reads_its_stdout_socket() {
+    // journald and some log drivers give a socket: written with MSG_DONTWAIT.
+    let (reader, writer) = UnixStream::pair().expect("socketpair");
+    sigterm_ends_the_container_though_nobody_reads(
+        File::from(OwnedFd::from(reader)),
+        File::from(OwnedFd::from(writer)),
+    );
+}
+
+/// pidvisor's stdout is `writer`, whose other end `reader` nobody reads until the end.
+fn sigterm_ends_the_container_though_nobody_reads(reader: File, writer: File) {
     let _timed = timed();
     let layout = Layout::new("stalled-sigterm");
     flood(&layout);
-    let (reader, writer) = pipe();
     let probe = writer.try_clone().expect("dup");
     let mut pidvisor = layout.launch(&["--grace", "1s"]).stdout_to(writer).start();
     wait_until_full(&mut pidvisor, &probe);
