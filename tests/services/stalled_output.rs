@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{PATIENCE, PIDVISOR, Pidvisor, timed};
+use crate::harness::{PATIENCE, PIDVISOR, Pidvisor, descendants_of, timed};
 use crate::layout::Layout;
 
 const FILLER: &str = "lorem ipsum dolor sit amet, consectetur adipiscing elit";
@@ -52,10 +52,39 @@ fn is_full(writer: &File) -> bool {
     poll.revents & libc::POLLOUT == 0
 }
 
-/// Waits until the pipe to pidvisor's stdout is full (`writer` is a copy of its write
+/// Waits until the pipe to pidvisor's stderr is full (`writer` is a copy of its write
 /// end): pidvisor's writes are refused from then on.
 fn wait_until_full(pidvisor: &mut Pidvisor, writer: &File) {
-    pidvisor.wait_until("pidvisor's stdout pipe is full", |_| is_full(writer));
+    pidvisor.wait_until("pidvisor's stderr pipe is full", |_| is_full(writer));
+}
+
+/// How long the flood must stay blocked, with nothing more reaching the stream, before
+/// the test believes pidvisor has stopped reading it (a loaded machine can hold pidvisor
+/// off the CPU for a moment; not for this long).
+const STALL_PROOF: Duration = Duration::from_millis(300);
+
+/// Waits until the flood is stalled: blocked in `write` on its full pipe, because
+/// pidvisor's backlog for it is full, because the stream (whose other end is `reader`)
+/// takes nothing: `seq` blocked and no new byte in the stream for [`STALL_PROOF`].
+fn wait_until_stalled(pidvisor: &mut Pidvisor, reader: &File) {
+    let root = pidvisor.host_pid();
+    let (mut last, mut since) = (usize::MAX, Instant::now());
+    pidvisor.wait_until("the flood is stalled", |_| {
+        let bytes = unread(reader);
+        let blocked = descendants_of(root)
+            .iter()
+            .any(|p| p.comm == "seq" && blocked_in_write(p.pid));
+        if !blocked || bytes != last {
+            (last, since) = (bytes, Instant::now());
+        }
+        blocked && since.elapsed() >= STALL_PROOF
+    });
+}
+
+/// Whether `pid` is blocked in the `write` system call (x86_64 number 1).
+fn blocked_in_write(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .is_ok_and(|text| text.split_whitespace().next() == Some("1"))
 }
 
 /// A pipe for pidvisor's stdout or stderr that the test leaves unread: its read end, a
@@ -180,10 +209,8 @@ fn sigterm_ends_the_container_though_nobody_reads(reader: File, writer: File) {
     let _timed = timed();
     let layout = Layout::new("stalled-sigterm");
     flood(&layout);
-    let probe = writer.try_clone().expect("dup");
     let mut pidvisor = layout.launch(&["--grace", "1s"]).stdout_to(writer).start();
-    wait_until_full(&mut pidvisor, &probe);
-    drop(probe);
+    wait_until_stalled(&mut pidvisor, &reader);
     let asked = Instant::now();
     pidvisor.signal(libc::SIGTERM);
     // The flood stops at once; then pidvisor waits up to its grace time (1 s) for the
@@ -220,7 +247,7 @@ fn a_stalled_stdout_stalls_neither_restarts_nor_the_control_socket_and_loses_no_
         .stdout_to(writer)
         .stderr_to(stderr)
         .start();
-    wait_until_full(&mut pidvisor, &probe);
+    wait_until_stalled(&mut pidvisor, &reader);
 
     // (b) The crashing service is still restarted, counted from its own marker file.
     wait_for_more_runs(&layout, &mut pidvisor, 5);
@@ -261,7 +288,7 @@ fn an_unread_stderr_does_not_stall_pidvisor_and_dropped_log_lines_are_counted() 
     wait_until_full(&mut pidvisor, &probe);
     // 64 KiB of log lines wait in pidvisor beyond the full pipe; this many more runs log
     // more than that, so some lines are dropped, and restarts go on regardless.
-    wait_for_more_runs(&layout, &mut pidvisor, 600);
+    wait_for_more_runs(&layout, &mut pidvisor, 800);
     drop(probe);
     let collected = read_to_end_in_thread(reader);
     wait_for_more_runs(&layout, &mut pidvisor, 5);
