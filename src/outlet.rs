@@ -399,10 +399,28 @@ mod tests {
     }
 
     #[test]
+    fn log_lines_wait_up_to_the_bound_then_are_dropped_and_counted() {
+        let pipe = Pipe::new().expect("pipe");
+        let mut outlet = outlet_on(&pipe);
+        let line = [b"pidvisor: INFO ".to_vec(), b"y".repeat(84), b"\n".to_vec()].concat();
+        // Enough to fill the pipe, then the backlog, then some.
+        let count = (65536 + LOG_BACKLOG) / line.len() + 50;
+        take_dropped_log_lines();
+        for _ in 0..count {
+            outlet.log_line(&line);
+        }
+        assert!(outlet.log.len() <= LOG_BACKLOG);
+        assert!(outlet.log.len() > LOG_BACKLOG - line.len());
+        let dropped = take_dropped_log_lines();
+        assert!((1..=count as u64).contains(&dropped), "{dropped} dropped");
+        assert_eq!(take_dropped_log_lines(), 0, "counted once");
+    }
+
+    #[test]
     fn a_full_pipe_takes_whole_lines_and_carries_the_rest_of_a_torn_one() {
         let pipe = Pipe::new().expect("pipe");
         let mut outlet = outlet_on(&pipe);
-        let line = [b"x".repeat(999), b"\n".to_vec()].concat();
+        let line = [b"x".repeat(4999), b"\n".to_vec()].concat();
         let mut taken_total = 0;
         // Fill the pipe: each offer takes whole lines (a torn one's end goes to the carry).
         loop {
@@ -414,6 +432,10 @@ mod tests {
             taken_total += taken;
         }
         assert!(taken_total >= 4096);
+        assert!(
+            !outlet.carry.is_empty(),
+            "the pipe took part of a line: its end is carried"
+        );
         // Reading it all lets the carry out first: the stream is whole lines only.
         let mut read_back = Vec::new();
         let mut buf = vec![0u8; 1 << 16];
