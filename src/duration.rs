@@ -1,6 +1,20 @@
-//! Human durations: `"250ms"`, `"5s"`, `"2m"`, `"1h"`, or a bare number of seconds.
+//! Human durations: `"250ms"`, `"5s"`, `"2m"`, `"1h"`, or a bare number of seconds; and
+//! deadlines that such a duration away cannot overflow.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Where a deadline lands when `now + wait` is past what an [`Instant`] can hold: as good
+/// as never for a container, and far from the limit whatever the monotonic clock reads.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + wait`, saturating: a duration from the outside (service.toml, the command line,
+/// a control request) may be far longer than an [`Instant`] can reach, and `Instant + Duration`
+/// panics on overflow, which for PID 1 would end the container.
+pub fn deadline_after(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(FOREVER.min(wait)))
+        .unwrap_or(now)
+}
 
 /// Parses a duration, or says in one phrase what is wrong and what is accepted.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -40,6 +54,24 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn deadlines_saturate_instead_of_overflowing() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        for wait in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+            let deadline = deadline_after(now, wait);
+            assert!(deadline >= now + FOREVER, "{wait:?} gave {deadline:?}");
+        }
+        // The longest durations parse_duration accepts, in every unit.
+        for text in ["3000000000000000h", "18446744073709550000s"] {
+            let wait = parse_duration(text).expect("in range");
+            assert!(deadline_after(now, wait) > now);
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
+use crate::duration::deadline_after;
 use crate::reaper::Exit;
 use crate::signals;
 use crate::spec::{Readiness, RestartPolicy, ServiceSpec};
@@ -226,7 +227,7 @@ impl Service {
             State::Starting { pid, .. } | State::Ready { pid } => {
                 self.state = State::Stopping {
                     pid: Some(pid),
-                    deadline: Some(now + self.spec.stop_timeout),
+                    deadline: Some(deadline_after(now, self.spec.stop_timeout)),
                 };
                 vec![Action::Signal {
                     pgid: pid,
@@ -255,14 +256,14 @@ impl Service {
             Readiness::NotifyFd(_) => {
                 self.state = State::Starting {
                     pid,
-                    ready_deadline: now + self.spec.ready_timeout,
+                    ready_deadline: deadline_after(now, self.spec.ready_timeout),
                 };
                 Vec::new()
             }
             Readiness::Tcp(_) | Readiness::Command(_) => {
                 self.state = State::Starting {
                     pid,
-                    ready_deadline: now + self.spec.ready_timeout,
+                    ready_deadline: deadline_after(now, self.spec.ready_timeout),
                 };
                 vec![Action::ProbeReadiness]
             }
@@ -307,7 +308,7 @@ impl Service {
                 self.pending_exit = Some(exit);
                 self.state = State::Stopping {
                     pid: None,
-                    deadline: Some(now + self.spec.stop_timeout),
+                    deadline: Some(deadline_after(now, self.spec.stop_timeout)),
                 };
                 vec![Action::Signal {
                     pgid: pid,
@@ -333,7 +334,7 @@ impl Service {
     pub fn on_finish_spawned(&mut self, pid: i32, now: Instant) {
         self.state = State::Finishing {
             pid,
-            deadline: now + self.spec.finish_timeout,
+            deadline: deadline_after(now, self.spec.finish_timeout),
         };
     }
 
@@ -358,7 +359,7 @@ impl Service {
                 self.ready_timed_out = true;
                 self.state = State::Stopping {
                     pid: Some(pid),
-                    deadline: Some(now + self.spec.stop_timeout),
+                    deadline: Some(deadline_after(now, self.spec.stop_timeout)),
                 };
                 vec![Action::Signal {
                     pgid: pid,
@@ -475,7 +476,9 @@ impl Service {
             vec![Action::Spawn]
         } else {
             info!("{}: restarting in {delay:?}", self.name());
-            self.state = State::Backoff { until: now + delay };
+            self.state = State::Backoff {
+                until: deadline_after(now, delay),
+            };
             Vec::new()
         }
     }
@@ -495,7 +498,9 @@ impl Service {
             .unwrap_or(backoff.max)
             .min(backoff.max);
         if backoff.jitter {
-            delay.mul_f64(0.5 + 0.5 * random_fraction())
+            // Not `mul_f64`, which panics when rounding takes the product past Duration::MAX.
+            Duration::try_from_secs_f64(delay.as_secs_f64() * (0.5 + 0.5 * random_fraction()))
+                .unwrap_or(delay)
         } else {
             delay
         }
@@ -583,6 +588,68 @@ mod tests {
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
+    }
+
+    /// Timeouts and delays come from service.toml and may be as long as a `Duration` can
+    /// be: every deadline saturates instead of panicking (`Instant + Duration` overflow).
+    #[test]
+    fn huge_timeouts_and_delays_never_overflow_a_deadline() {
+        let huge = Duration::from_secs(u64::MAX / 2);
+        let t0 = Instant::now();
+        let huge_spec = || ServiceSpec {
+            finish_timeout: huge,
+            stop_timeout: huge,
+            ready_timeout: huge,
+            backoff: Backoff {
+                initial: huge,
+                max: Duration::MAX,
+                factor: 2.0,
+                stable_after: Duration::MAX,
+                jitter: false,
+            },
+            ..spec()
+        };
+        // stop-timeout, through a stop request.
+        let mut service = running(huge_spec(), t0);
+        service.stop(t0);
+        assert!(service.deadline().is_some_and(|d| d > t0));
+        // ready-timeout, then stop-timeout after it.
+        let mut service = running(
+            ServiceSpec {
+                ready: Readiness::NotifyFd(3),
+                ..huge_spec()
+            },
+            t0,
+        );
+        assert!(service.deadline().is_some_and(|d| d > t0));
+        assert!(service.on_deadline(t0).is_empty(), "not yet");
+        // A group left behind: stopped with the stop-timeout.
+        let mut service = running(huge_spec(), t0);
+        service.on_exit(Exit::Code(1), false, t0);
+        assert!(service.deadline().is_some_and(|d| d > t0));
+        // finish-timeout.
+        let mut service = running(
+            ServiceSpec {
+                finish: Some(PathBuf::from("/services/web/finish")),
+                ..huge_spec()
+            },
+            t0,
+        );
+        service.on_exit(Exit::Code(1), true, t0);
+        service.on_finish_spawned(200, t0);
+        assert!(service.deadline().is_some_and(|d| d > t0));
+        // The restart delay, with and without jitter, however many quick crashes.
+        for jitter in [false, true] {
+            let mut spec = huge_spec();
+            spec.backoff.jitter = jitter;
+            let mut service = running(spec, t0);
+            for _ in 0..70 {
+                service.on_exit(Exit::Code(1), true, t0);
+                assert!(service.deadline().is_some_and(|d| d > t0));
+                service.start();
+                service.on_spawned(100, t0);
+            }
+        }
     }
 
     #[test]

@@ -58,8 +58,10 @@ impl ServiceSpec {
     /// program really ran, which the scale does not change; nor are the timeouts that
     /// bound real programs (stop, finish, readiness).
     pub fn with_time_scale(mut self, scale: f64) -> ServiceSpec {
-        let scaled =
-            |d: Duration| Duration::try_from_secs_f64(d.as_secs_f64() * scale).unwrap_or(d);
+        // A product too long for a Duration is as good as never: the longest one.
+        let scaled = |d: Duration| {
+            Duration::try_from_secs_f64(d.as_secs_f64() * scale).unwrap_or(Duration::MAX)
+        };
         self.backoff.initial = scaled(self.backoff.initial);
         self.backoff.max = scaled(self.backoff.max);
         self.restart_window = scaled(self.restart_window);
@@ -111,4 +113,48 @@ pub enum Readiness {
     Tcp(SocketAddr),
     /// When this shell command exits 0.
     Command(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_scale_that_overflows_a_duration_gives_the_longest_one() {
+        let spec = ServiceSpec {
+            name: "web".to_owned(),
+            dir: PathBuf::from("/s/web"),
+            run: PathBuf::from("/s/web/run"),
+            finish: None,
+            finish_timeout: Duration::from_secs(5),
+            logger: None,
+            start_down: false,
+            restart: RestartPolicy::Always,
+            success_exit_codes: vec![0],
+            backoff: Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(u64::MAX / 10),
+                factor: 2.0,
+                stable_after: Duration::from_secs(10),
+                jitter: false,
+            },
+            max_restarts: 0,
+            restart_window: Duration::from_secs(u64::MAX / 10),
+            critical: false,
+            stop_signal: libc::SIGTERM,
+            stop_timeout: Duration::from_secs(5),
+            user: None,
+            working_dir: PathBuf::from("/s/web"),
+            env: Vec::new(),
+            umask: None,
+            after: Vec::new(),
+            ready: Readiness::Started,
+            ready_timeout: Duration::from_secs(30),
+            log_prefix: true,
+        };
+        let scaled = spec.with_time_scale(1000.0);
+        assert_eq!(scaled.backoff.initial, Duration::from_secs(1000));
+        assert_eq!(scaled.backoff.max, Duration::MAX);
+        assert_eq!(scaled.restart_window, Duration::MAX);
+    }
 }

@@ -42,6 +42,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::cli::{ForwardTarget, Options};
 use crate::control::{self, ControlServer};
+use crate::duration::deadline_after;
 use crate::events::{self, Clock, Event, EventLog};
 use crate::logs::{LineRelay, LogPipe, Scratch, Sink};
 use crate::probe::{Notification, NotifyPipe, TcpProbe};
@@ -358,7 +359,7 @@ impl Supervisor {
             if matches!(self.stage, Stage::Sweep { .. } | Stage::Killing)
                 && self.reap(now) == Remaining::None
             {
-                self.flush_before_exit(now + self.grace);
+                self.flush_before_exit(deadline_after(now, self.grace));
                 let code = self.final_exit_code();
                 self.emit(Event::Exit { code });
                 return code;
@@ -838,13 +839,17 @@ impl Supervisor {
                         return;
                     }
                     match queue.pop_front() {
-                        Some(path) => self.start_script(path, Some(now + self.finish_timeout), now),
+                        Some(path) => self.start_script(
+                            path,
+                            Some(deadline_after(now, self.finish_timeout)),
+                            now,
+                        ),
                         None => {
                             debug!(orphans_reaped = self.orphans_reaped, "sweeping");
                             sweep::signal_all(self.scope, libc::SIGTERM);
                             sweep::signal_all(self.scope, libc::SIGCONT);
                             self.stage = Stage::Sweep {
-                                deadline: now + self.grace,
+                                deadline: deadline_after(now, self.grace),
                             };
                         }
                     }
@@ -872,7 +877,7 @@ impl Supervisor {
                     self.main = Main::Absent;
                 }
                 self.stage = Stage::StopMain {
-                    deadline: now + self.grace,
+                    deadline: deadline_after(now, self.grace),
                 };
                 if let Main::Running { pid } = self.main
                     && self.exit_code.is_some()

@@ -66,7 +66,11 @@ impl Supervisor {
                 service: name.clone(),
                 restarts: service.restarts,
                 delay: events::seconds(delay),
-                nominal_delay: events::seconds(delay.div_f64(self.time_scale)),
+                // Not `div_f64`, which panics past Duration::MAX.
+                nominal_delay: events::seconds(
+                    Duration::try_from_secs_f64(delay.as_secs_f64() / self.time_scale)
+                        .unwrap_or(Duration::MAX),
+                ),
                 due: self.events.clock().mono(due),
             });
         }

@@ -18,6 +18,7 @@ use crate::control::ClientId;
 use crate::control::protocol::{
     self, ErrorCode, LastExit, Refusal, Request, ServiceStatus, StateName,
 };
+use crate::duration::deadline_after;
 use crate::events::{rfc3339, seconds};
 use crate::reaper::Exit;
 use crate::service::State;
@@ -293,7 +294,7 @@ impl Supervisor {
                     client,
                     index,
                     goal,
-                    deadline: timeout.map(|t| now + t),
+                    deadline: timeout.map(|t| deadline_after(now, t)),
                     timeout: timeout.unwrap_or_default(),
                 });
                 Ok(None)

@@ -213,3 +213,26 @@ fn a_critical_service_that_ends_under_restart_never_stops_the_container() {
         "{run}"
     );
 }
+
+/// Durations as long as service.toml and the command line accept (longer than a clock
+/// deadline can hold, and longer still under `--time-scale 1000`) make pidvisor wait as
+/// good as for ever; they never make it panic, which as PID 1 would end the container.
+#[test]
+fn durations_too_long_for_a_deadline_are_waited_for_ever_without_a_panic() {
+    let layout = Layout::new("huge-durations");
+    let huge = "\"3000000000000000h\"";
+    let toml = format!(
+        "restart-delay = {huge}\nrestart-delay-max = {huge}\nrestart-window = {huge}\n\
+         stop-timeout = {huge}\nready-timeout = {huge}\nfinish-timeout = {huge}\n\
+         max-restarts = 0\n"
+    );
+    layout.service_with("crashy", "exit 1", &toml);
+    layout.service_with("steady", "exec sleep 1000", &toml);
+    let mut pidvisor = layout
+        .launch(&["--grace", "3000000000000000h", "--time-scale", "1000"])
+        .start();
+    pidvisor.wait_for_log("crashy: restarting in");
+    pidvisor.wait_for_log("steady: started");
+    let run = pidvisor.shut_down();
+    assert_eq!(log_count(&run.stderr, "panicked"), 0, "{run}");
+}
