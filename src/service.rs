@@ -34,6 +34,11 @@ use crate::spec::{Readiness, RestartPolicy, ServiceSpec};
 /// The exit code that a `finish` script uses to say "do not restart" (s6's rule).
 pub const FINISH_NO_RESTART: i32 = 125;
 
+/// The shortest wait before trying again to start a `run` that could not be started at
+/// all (missing working-dir, exec failure): with `restart-delay = 0` an at-once retry
+/// would fail again at once, in a loop that never returns to the event loop.
+pub const SPAWN_RETRY_MIN: Duration = Duration::from_millis(100);
+
 /// Where a service is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -274,7 +279,7 @@ impl Service {
     /// so that the restart policy and its backoff apply.
     pub fn on_spawn_failed(&mut self, exit_code: i32, now: Instant) -> Vec<Action> {
         self.started_at = Some(now);
-        self.after_run(Exit::Code(exit_code), None, now)
+        self.after_run(Exit::Code(exit_code), None, now, SPAWN_RETRY_MIN)
     }
 
     pub fn on_ready(&mut self) {
@@ -341,7 +346,7 @@ impl Service {
     /// `finish` exited (or could not start: `code` is then its 126/127).
     pub fn on_finish_exit(&mut self, code: Option<i32>, now: Instant) -> Vec<Action> {
         let exit = self.pending_exit.take().unwrap_or(Exit::Code(0));
-        self.after_run(exit, code, now)
+        self.after_run(exit, code, now, Duration::ZERO)
     }
 
     /// The state's deadline has passed.
@@ -419,11 +424,18 @@ impl Service {
             self.state = State::Down;
             return vec![Action::RunFinish { exit }];
         }
-        self.after_run(exit, None, now)
+        self.after_run(exit, None, now, Duration::ZERO)
     }
 
     /// Decides what follows an exit: down, restart now, restart later, or give up.
-    fn after_run(&mut self, exit: Exit, finish_code: Option<i32>, now: Instant) -> Vec<Action> {
+    /// A restart waits at least `min_delay`.
+    fn after_run(
+        &mut self,
+        exit: Exit,
+        finish_code: Option<i32>,
+        now: Instant,
+        min_delay: Duration,
+    ) -> Vec<Action> {
         let ran_for = self
             .started_at
             .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
@@ -470,7 +482,7 @@ impl Service {
             self.recent_restarts.push_back(now);
         }
         self.restarts += 1;
-        let delay = self.next_delay(ran_for);
+        let delay = self.next_delay(ran_for).max(min_delay);
         if delay.is_zero() {
             self.state = State::Down;
             vec![Action::Spawn]
@@ -1016,6 +1028,29 @@ mod tests {
             }
         );
         assert_eq!(service.last_exit, None, "no process ever ran");
+    }
+
+    #[test]
+    fn a_run_that_cannot_be_executed_is_never_restarted_at_once() {
+        let t0 = Instant::now();
+        let mut spec = spec();
+        spec.backoff.initial = Duration::ZERO;
+        spec.backoff.stable_after = Duration::ZERO;
+        let mut service = Service::new(spec);
+        service.start();
+        assert!(service.on_spawn_failed(127, t0).is_empty());
+        assert_eq!(
+            service.state,
+            State::Backoff {
+                until: t0 + SPAWN_RETRY_MIN
+            }
+        );
+        // A run that did start and exit keeps the configured (zero) delay.
+        let mut service = running(service.spec.clone(), t0);
+        assert_eq!(
+            service.on_exit(Exit::Code(1), true, t0),
+            vec![Action::Spawn]
+        );
     }
 
     #[test]

@@ -236,3 +236,23 @@ fn durations_too_long_for_a_deadline_are_waited_for_ever_without_a_panic() {
     let run = pidvisor.shut_down();
     assert_eq!(log_count(&run.stderr, "panicked"), 0, "{run}");
 }
+
+/// A `run` that cannot even be started (here: its working-dir is missing) under a policy
+/// that restarts at once and never gives up is tried again after a short pause, not at
+/// once and recursively until pidvisor's stack overflows.
+#[test]
+fn a_run_that_cannot_start_is_retried_after_a_pause_not_at_once() {
+    let layout = Layout::new("spawn-fails-no-delay");
+    let toml = "working-dir = \"missing\"\nrestart-delay = 0\nstable-after = 0\nmax-restarts = 0\n";
+    layout.service_with("unstartable", "exit 0", toml);
+    let mut pidvisor = layout.start();
+    pidvisor.wait_until("a few attempts", |p| {
+        log_count(&p.stderr_so_far(), "unstartable: cannot run") >= 3
+    });
+    assert!(!pidvisor.has_exited(), "{}", pidvisor.stderr_so_far());
+    let run = pidvisor.shut_down();
+    assert!(
+        run.stderr.contains("unstartable: restarting in 100ms"),
+        "{run}"
+    );
+}
