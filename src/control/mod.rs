@@ -12,7 +12,10 @@
 //! sends a line longer than [`protocol::MAX_REQUEST`], or nothing for [`IDLE_TIMEOUT`],
 //! gets an error line and is closed; one that does not read its replies for
 //! [`WRITE_TIMEOUT`], or lets more than [`FOLLOW_LIMIT`] bytes of events pile up, is
-//! dropped. No client can make the loop wait, so signals, reaping and restarts never do.
+//! dropped. Requests on one connection are carried out one at a time, each once the
+//! previous reply has gone out; meanwhile pidvisor reads no more from that client, so what
+//! it sends stays in the socket instead of in pidvisor's memory. No client can make the
+//! loop wait, so signals, reaping and restarts never do.
 
 pub mod protocol;
 
@@ -99,9 +102,27 @@ impl Client {
         self.output.extend_from_slice(line.as_bytes());
     }
 
+    /// Whether the next request line may be carried out now: none is in progress, and
+    /// the last reply has gone out (a client that does not read its replies gets no more).
+    fn can_take_request(&self) -> bool {
+        self.mode == Mode::Idle && self.pending() == 0
+    }
+
+    /// Whether to read more from the client. Not while a complete line waits for its
+    /// turn: what it sends then stays in the socket (bounded by the kernel) instead of
+    /// piling up in `input`.
+    fn wants_input(&self) -> bool {
+        !self.read_closed
+            && match self.mode {
+                Mode::Closing { .. } => false,
+                Mode::Following => true,
+                Mode::Idle | Mode::Busy => !self.input.contains(&b'\n'),
+            }
+    }
+
     fn wanted_interest(&self) -> EpollFlags {
         let mut flags = EpollFlags::empty();
-        if !self.read_closed && !matches!(self.mode, Mode::Closing { .. }) {
+        if self.wants_input() {
             flags |= EpollFlags::EPOLLIN;
         }
         if self.pending() > 0 {
@@ -340,14 +361,13 @@ impl ControlServer {
         let ids: Vec<ClientId> = self
             .clients
             .iter()
-            .filter(|(_, c)| c.mode == Mode::Idle && c.input.contains(&b'\n'))
+            .filter(|(_, c)| c.can_take_request() && c.input.contains(&b'\n'))
             .map(|(&id, _)| id)
             .collect();
         for id in ids {
-            let Some(client) = self.clients.get_mut(&id) else {
-                continue;
-            };
-            while client.mode == Mode::Idle {
+            while let Some(client) = self.clients.get_mut(&id)
+                && client.can_take_request()
+            {
                 let Some(end) = client.input.iter().position(|&b| b == b'\n') else {
                     break;
                 };
@@ -358,9 +378,14 @@ impl ControlServer {
                 match protocol::parse_request(&line) {
                     Ok(request) => {
                         client.mode = Mode::Busy;
+                        self.flush(epoll, id, now);
                         return Some((id, request));
                     }
-                    Err(refusal) => client.queue(&protocol::error(&refusal)),
+                    Err(refusal) => {
+                        // Written at once: the next line waits until the socket took it.
+                        client.queue(&protocol::error(&refusal));
+                        self.flush(epoll, id, now);
+                    }
                 }
             }
             self.flush(epoll, id, now);

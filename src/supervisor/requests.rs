@@ -60,6 +60,12 @@ impl Supervisor {
         if let Some(control) = &mut self.control {
             control.on_ready(&self.epoll, token, flags, now);
         }
+        self.serve_requests(now);
+    }
+
+    /// Carries out every request line that can be taken now: after I/O on the socket,
+    /// and after a wait has ended (the client may have sent its next request meanwhile).
+    fn serve_requests(&mut self, now: Instant) {
         loop {
             let Some(control) = &mut self.control else {
                 return;
@@ -308,6 +314,7 @@ impl Supervisor {
             return;
         }
         let waiters = std::mem::take(&mut self.waiters);
+        let mut answered = false;
         for waiter in waiters {
             if !self
                 .control
@@ -339,6 +346,10 @@ impl Supervisor {
                 }
             };
             self.reply(waiter.client, &line, now);
+            answered = true;
+        }
+        if answered {
+            self.serve_requests(now);
         }
     }
 

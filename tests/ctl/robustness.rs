@@ -2,6 +2,7 @@
 //! the other clients.
 
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -121,4 +122,88 @@ fn a_client_that_leaves_mid_wait_is_forgotten() {
     assert_eq!(connection.receive().expect("reply")["ok"], true);
     assert!(connection.receive().is_none());
     ctl(&dir, &["status"]).expect(0);
+}
+
+/// Writes `unit` over and over without reading, until `cap` bytes are in or the socket
+/// has taken nothing for two seconds (pidvisor stopped reading); returns how much was
+/// taken.
+fn flood(stream: &UnixStream, unit: &[u8], cap: usize) -> usize {
+    stream.set_nonblocking(true).expect("nonblocking");
+    let chunk: Vec<u8> = unit.iter().copied().cycle().take(64 * 1024).collect();
+    let mut sent = 0;
+    while sent < cap {
+        match (&*stream).write(&chunk) {
+            Ok(n) => sent += n,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut poll = libc::pollfd {
+                    fd: stream.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(&mut poll, 1, 2000) } == 0 {
+                    break;
+                }
+            }
+            Err(err) => panic!("flood: {err}"),
+        }
+    }
+    sent
+}
+
+/// While a request is in progress (here a wait that never ends), whatever else the client
+/// sends waits in the socket: pidvisor stops reading once a complete line is queued,
+/// instead of buffering a flood without bound.
+#[test]
+fn a_busy_client_cannot_make_pidvisor_buffer_without_bound() {
+    let dir = TempDir::new("ctl-busy-flood");
+    service(&dir, "web", "exec sleep 1000", "");
+    let _pidvisor = start(&dir, &[]);
+    let mut connection = Connection::open(&dir);
+    connection.send(b"{\"cmd\":\"wait\",\"service\":\"web\",\"state\":\"failed\"}\n");
+    let cap = 64 * 1024 * 1024;
+    let sent = flood(&connection.stream, b"x\n", cap);
+    assert!(
+        sent < cap / 8,
+        "pidvisor took {sent} bytes from a busy client"
+    );
+    ctl(&dir, &["status"]).expect(0);
+}
+
+/// A client that sends requests and never reads the replies cannot make them pile up in
+/// pidvisor: the next request waits until the last reply has gone out.
+#[test]
+fn a_client_that_reads_no_replies_cannot_pile_them_up() {
+    let dir = TempDir::new("ctl-reply-flood");
+    service(&dir, "web", "exec sleep 1000", "");
+    let _pidvisor = start(&dir, &[]);
+    let connection = Connection::open(&dir);
+    let cap = 4 * 1024 * 1024;
+    let sent = flood(&connection.stream, b"{\"cmd\":\"status\"}\n", cap);
+    assert!(sent < cap / 2, "pidvisor took {sent} bytes of requests");
+    ctl(&dir, &["status"]).expect(0);
+}
+
+/// A request sent while a wait is in progress is answered as soon as the wait ends, even
+/// when nothing else happens on the socket.
+#[test]
+fn a_request_queued_behind_a_wait_is_answered_when_the_wait_ends() {
+    let dir = TempDir::new("ctl-queued-request");
+    service(&dir, "web", "exec sleep 1000", "");
+    let _pidvisor = start(&dir, &[]);
+    let mut connection = Connection::open(&dir);
+    connection.send(
+        b"{\"cmd\":\"wait\",\"service\":\"web\",\"state\":\"failed\",\"timeout\":0.2}\n\
+          {\"cmd\":\"status\"}\n",
+    );
+    let first = connection.receive().expect("the wait's reply");
+    assert_eq!(first["error"], "timeout", "{first}");
+    let started = Instant::now();
+    let second = connection.receive().expect("the status reply");
+    assert_eq!(second["ok"], true, "{second}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
