@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::cli::DEFAULT_SOCKET;
 use crate::control::protocol::{self, Request, ServiceStatus, StateName};
-use crate::duration::parse_duration;
+use crate::duration::{deadline_after, parse_duration};
 
 pub const OK: u8 = 0;
 pub const REFUSED: u8 = 1;
@@ -123,7 +123,14 @@ where
             "-f" | "--follow" => follow = true,
             "--timeout" => {
                 let text = value()?;
-                timeout = Some(parse_duration(&text).map_err(|e| format!("--timeout: {e}"))?);
+                let parsed = parse_duration(&text).map_err(|e| format!("--timeout: {e}"))?;
+                if parsed.as_secs_f64() >= protocol::MAX_TIMEOUT {
+                    return Err(format!(
+                        "--timeout: '{text}' is too long; use less than {}s, or 0 to wait for ever",
+                        protocol::MAX_TIMEOUT
+                    ));
+                }
+                timeout = Some(parsed);
             }
             "--state" => {
                 state = Some(
@@ -301,7 +308,8 @@ fn connect_for(socket: &Path, request: &Request) -> Result<UnixStream, Failure> 
     };
     let deadline = timeout
         .filter(|t| *t > 0.0)
-        .map(|t| Instant::now() + Duration::from_secs_f64(t));
+        .and_then(|t| Duration::try_from_secs_f64(t).ok())
+        .map(|t| deadline_after(Instant::now(), t));
     loop {
         match UnixStream::connect(socket) {
             Ok(stream) => return Ok(stream),
@@ -325,7 +333,8 @@ fn talk(socket: &Path, request: &Request, json: bool) -> Result<(), Failure> {
         | Request::Restart { timeout, .. }
         | Request::Wait { timeout, .. } => timeout
             .filter(|t| *t > 0.0)
-            .map(|t| Duration::from_secs_f64(t) + ANSWER_MARGIN),
+            .and_then(|t| Duration::try_from_secs_f64(t).ok())
+            .map(|t| t.saturating_add(ANSWER_MARGIN)),
         Request::Events { follow: true } => None,
         _ => Some(DEFAULT_TIMEOUT),
     };
@@ -668,6 +677,13 @@ mod tests {
         assert!(err(&["signal", "web"]).contains("a signal"));
         assert!(err(&["status", "--follow"]).contains("does not take --follow"));
         assert!(err(&["start", "web", "--timeout", "soon"]).contains("--timeout"));
+        // Longer than the protocol takes (and than a deadline can hold): a usage error,
+        // not a panic when the deadline is computed.
+        for cmd in [&["start", "web"][..], &["wait", "web", "--state", "ready"]] {
+            let words = [cmd, &["--timeout", "3000000000000000h"]].concat();
+            assert!(err(&words).contains("--timeout"), "{words:?}");
+        }
+        assert!(parse_words(&["start", "web", "--timeout", "8760h"]).is_ok());
         assert!(err(&["shutdown", "--exit-code", "256"]).contains("0 to 255"));
         assert!(err(&["status", "--verbose"]).contains("unknown option"));
         assert_eq!(parse_words(&["status", "--help"]), Ok(Invocation::Help));

@@ -18,6 +18,9 @@ use crate::service::State;
 /// The protocol version this pidvisor speaks.
 pub const VERSION: u64 = 1;
 
+/// Request timeouts must be shorter than this many seconds (about 31 years).
+pub const MAX_TIMEOUT: f64 = 1e9;
+
 /// The longest request line accepted, newline included.
 pub const MAX_REQUEST: usize = 4096;
 
@@ -277,10 +280,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, Refusal> {
         | Request::Wait { timeout, .. } => *timeout,
         _ => None,
     };
-    if timeout.is_some_and(|t| !(0.0..1e9).contains(&t)) {
-        return Err(bad(
-            "\"timeout\" must be a number of seconds, 0 or more".into()
-        ));
+    if timeout.is_some_and(|t| !(0.0..MAX_TIMEOUT).contains(&t)) {
+        return Err(bad(format!(
+            "\"timeout\" must be a number of seconds, 0 or more and less than {MAX_TIMEOUT}"
+        )));
     }
     Ok(request)
 }
