@@ -25,6 +25,9 @@ pub enum Notification {
     NotYet,
 }
 
+/// Reads per readiness event of a notification pipe (see [`NotifyPipe::on_readable`]).
+const NOTIFY_READS: usize = 4;
+
 /// The read end of one run's notification pipe (the write end went to the service).
 pub struct NotifyPipe {
     read: OwnedFd,
@@ -38,9 +41,12 @@ impl NotifyPipe {
         Ok((NotifyPipe { read }, write))
     }
 
+    /// Reads what the service wrote, at most [`NOTIFY_READS`] chunks: a service that
+    /// keeps writing without a newline must not hold the loop here (epoll is
+    /// level-triggered, so the rest is read on the next round).
     pub fn on_readable(&self) -> io::Result<Notification> {
-        let mut buf = [0u8; 64];
-        loop {
+        let mut buf = [0u8; 4096];
+        for _ in 0..NOTIFY_READS {
             // SAFETY: reads at most buf.len() bytes into buf.
             let n =
                 unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -59,6 +65,7 @@ impl NotifyPipe {
                 return Ok(Notification::Ready);
             }
         }
+        Ok(Notification::NotYet)
     }
 }
 
@@ -187,6 +194,35 @@ mod tests {
         assert_eq!(reader.on_readable().expect("read"), Notification::Ready);
         drop(writer);
         assert_eq!(reader.on_readable().expect("read"), Notification::Closed);
+    }
+
+    #[test]
+    fn a_notification_pipe_full_of_other_bytes_is_read_a_bounded_amount_at_a_time() {
+        let (reader, writer) = NotifyPipe::new().expect("pipe");
+        set_nonblocking(&writer).expect("nonblocking");
+        let mut writer = std::fs::File::from(writer);
+        let mut written = 0;
+        while let Ok(n) = writer.write(&[b'x'; 4096]) {
+            written += n;
+        }
+        assert!(
+            written >= 4096 * NOTIFY_READS * 2,
+            "pipe of {written} bytes"
+        );
+        assert_eq!(reader.on_readable().expect("read"), Notification::NotYet);
+        // Not drained in one go: what a writer that keeps pace would never let happen.
+        let mut left = 0;
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reads at most buf.len() bytes into buf.
+            let n =
+                unsafe { libc::read(reader.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            left += n as usize;
+        }
+        assert_eq!(left, written - 4096 * NOTIFY_READS);
     }
 
     #[test]
