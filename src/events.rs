@@ -100,10 +100,12 @@ impl Clock {
 
     /// The wall-clock time of `at`.
     pub fn wall(&self, at: Instant) -> SystemTime {
-        match at.checked_duration_since(self.start) {
-            Some(after) => self.start_wall + after,
-            None => self.start_wall - self.start.duration_since(at),
-        }
+        // Checked: `at` may be a deadline far beyond what a SystemTime holds.
+        let wall = match at.checked_duration_since(self.start) {
+            Some(after) => self.start_wall.checked_add(after),
+            None => self.start_wall.checked_sub(self.start.duration_since(at)),
+        };
+        wall.unwrap_or(self.start_wall)
     }
 }
 
@@ -229,6 +231,23 @@ impl EventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wall_time_of_an_instant_beyond_any_systemtime_does_not_panic() {
+        let clock = Clock::new();
+        // The furthest Instant there is, about i64::MAX seconds of the monotonic clock,
+        // is further than the wall clock (already ~1.7e9 s past the epoch) can go.
+        let mut far = clock.start;
+        let mut step = Duration::from_secs(1 << 62);
+        while !step.is_zero() {
+            if let Some(later) = far.checked_add(step) {
+                far = later;
+            }
+            step /= 2;
+        }
+        let _ = rfc3339(clock.wall(far));
+        let _ = rfc3339(clock.wall(clock.start + Duration::from_secs(100 * 365 * 86_400)));
+    }
 
     #[test]
     fn renders_one_json_object_per_line_with_both_timestamps() {
