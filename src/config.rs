@@ -80,6 +80,30 @@ pub fn parse_signal(text: &str) -> Option<i32> {
     all.into_iter().find(|&signo| signals::name(signo) == full)
 }
 
+/// The largest `service.toml` or `notification-fd` read.
+const MAX_CONFIG_FILE: u64 = 1024 * 1024;
+
+/// Reads a configuration file of at most `limit` bytes without ever blocking: a FIFO (or
+/// a device such as /dev/zero) where a file should be is refused, not read for ever
+/// before the event loop has even started.
+pub fn read_config_file(path: &Path, limit: u64) -> io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::other(format!("larger than {limit} bytes")));
+    }
+    String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
 /// Reads the service folder at `path` (as the user wrote it, for messages) and its
 /// `service.toml`, resolving `user`/`group` in `users`.
 pub fn load_service(
@@ -109,7 +133,7 @@ pub fn load_service(
         false => None,
     };
     let notification_fd = check.notification_fd(&path.join("notification-fd"));
-    let source = match fs::read_to_string(&toml_file) {
+    let source = match read_config_file(&toml_file, MAX_CONFIG_FILE) {
         Ok(text) => text,
         Err(err) if err.kind() == io::ErrorKind::NotFound => String::new(),
         Err(err) => {
@@ -339,7 +363,7 @@ impl Checker<'_> {
 
     /// The s6 `notification-fd` file: a number, like `ready = { notify-fd = N }`.
     fn notification_fd(&mut self, file: &Path) -> Option<i32> {
-        let text = match fs::read_to_string(file) {
+        let text = match read_config_file(file, MAX_CONFIG_FILE) {
             Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
             Err(err) => {
@@ -776,6 +800,7 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
     use crate::scan::test_dir::TempDir;
+    use std::os::unix::ffi::OsStringExt;
 
     /// Loads service `svc` with this `service.toml` (if any), with an empty user database.
     fn load(dir: &TempDir, toml: Option<&str>) -> Result<ServiceSpec, Vec<ConfigError>> {
@@ -1052,6 +1077,41 @@ mod tests {
             .collect();
         assert_eq!(files, [Path::new("svc/run"), Path::new("svc/log/run")]);
         assert!(errors.iter().all(|e| e.message == "does not exist"));
+    }
+
+    #[test]
+    fn a_fifo_or_a_huge_file_is_a_problem_not_a_hang() {
+        let dir = TempDir::new("config-fifo");
+        dir.script("svc/run");
+        let folder = dir.path().join("svc");
+        for name in ["service.toml", "notification-fd"] {
+            let fifo =
+                std::ffi::CString::new(folder.join(name).into_os_string().into_vec()).unwrap();
+            // SAFETY: a valid C string.
+            assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = folder.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(load_service(&path, "svc", &UserDb::default()));
+        });
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("load_service returned");
+        let errors = result.unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.message.contains("not a regular file"))
+        );
+
+        let dir = TempDir::new("config-huge");
+        dir.script("svc/run");
+        let big = format!("# {}\n", "x".repeat(MAX_CONFIG_FILE as usize));
+        dir.write("svc/service.toml", &big);
+        let errors = load(&dir, None).unwrap_err();
+        assert!(errors[0].message.contains("larger than"), "{errors:?}");
     }
 
     #[test]

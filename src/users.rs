@@ -4,7 +4,6 @@
 //! whole truth. A missing file counts as empty (a `FROM scratch` image has neither), which
 //! still lets numeric ids work.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::spec::Credentials;
@@ -42,6 +41,9 @@ pub struct UserDb {
     groups: Vec<GroupEntry>,
 }
 
+/// The largest /etc/passwd or /etc/group read (a FIFO or a device there is not read).
+const MAX_USER_DB: u64 = 64 * 1024 * 1024;
+
 impl UserDb {
     /// Reads the image's own `/etc/passwd` and `/etc/group`.
     pub fn system() -> UserDb {
@@ -51,7 +53,7 @@ impl UserDb {
     /// Reads the two files; one that cannot be read counts as empty (malformed lines
     /// are skipped, as libc does).
     pub fn load(passwd_path: &Path, group_path: &Path) -> UserDb {
-        let read = |path: &Path| match fs::read_to_string(path) {
+        let read = |path: &Path| match crate::config::read_config_file(path, MAX_USER_DB) {
             Ok(text) => text,
             Err(err) => {
                 tracing::debug!("cannot read {}: {err}", path.display());
