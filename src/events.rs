@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -183,7 +184,17 @@ impl EventLog {
     /// Opens (creates or truncates) the events file, if one is wanted. A file that cannot
     /// be opened is a warning, never fatal.
     pub fn new(clock: Clock, file: Option<&Path>) -> EventLog {
-        let file = file.and_then(|path| match File::create(path) {
+        // Non-blocking: a FIFO with no reader, or one that stops reading, costs the events
+        // file (a warning), never a stalled PID 1. On a regular file it changes nothing.
+        let open = |path: &Path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+        };
+        let file = file.and_then(|path| match open(path) {
             Ok(file) => Some(file),
             Err(err) => {
                 warn!(
@@ -308,6 +319,49 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn an_events_fifo_never_blocks_pidvisor() {
+        let dir = std::env::temp_dir().join(format!("pidvisor-events-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("events.fifo");
+        let c_path = std::ffi::CString::new(path.to_str().expect("utf-8")).expect("c string");
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fifo = path.clone();
+        std::thread::spawn(move || {
+            // No reader: refused at once. A reader that never reads: dropped once full.
+            let _ = tx.send(EventLog::new(Clock::new(), Some(&fifo)).file.is_none());
+            let reader = open_reader(&fifo);
+            let mut log = EventLog::new(Clock::new(), Some(&fifo));
+            let opened = log.file.is_some();
+            let event = Event::ConfigProblem {
+                message: "x".repeat(1000),
+            };
+            for _ in 0..1000 {
+                log.record(Instant::now(), &event);
+            }
+            let _ = tx.send(opened && log.file.is_none());
+            drop(reader);
+        });
+        let patience = Duration::from_secs(30);
+        assert!(rx.recv_timeout(patience).expect("no reader: not blocked"));
+        assert!(
+            rx.recv_timeout(patience)
+                .expect("a stalled reader: not blocked")
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// The FIFO's read end, opened without waiting for a writer.
+    fn open_reader(path: &Path) -> File {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .expect("open the FIFO for reading")
     }
 
     #[test]
