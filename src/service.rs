@@ -481,7 +481,8 @@ impl Service {
             }
             self.recent_restarts.push_back(now);
         }
-        self.restarts += 1;
+        // Saturating: a crash loop that never gives up (max-restarts = 0) may run for ever.
+        self.restarts = self.restarts.saturating_add(1);
         let delay = self.next_delay(ran_for).max(min_delay);
         if delay.is_zero() {
             self.state = State::Down;
@@ -1028,6 +1029,15 @@ mod tests {
             }
         );
         assert_eq!(service.last_exit, None, "no process ever ran");
+    }
+
+    #[test]
+    fn the_restart_count_saturates() {
+        let t0 = Instant::now();
+        let mut service = running(spec(), t0);
+        service.restarts = u32::MAX;
+        service.on_exit(Exit::Code(1), true, t0);
+        assert_eq!(service.restarts, u32::MAX);
     }
 
     #[test]
