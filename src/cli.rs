@@ -178,8 +178,8 @@ Options (each also settable by the environment variable shown):
   -V, --version           print the version and exit
 
 Signals: HUP INT QUIT TERM USR1 USR2 WINCH CONT and the real-time signals are forwarded
-to CMD (without CMD: to every running service, but not to the log/run loggers). TERM,
-INT and QUIT also start the shutdown: CMD stops, then the services in reverse dependency
+to CMD (without CMD: all but TERM, INT and QUIT, to every running service but the log/run
+loggers). TERM, INT and QUIT also start the shutdown: CMD stops, then the services in reverse dependency
 order, then the finish scripts run, then every remaining process gets SIGTERM, and
 SIGKILL once the grace time is over; a second TERM, INT or QUIT skips to SIGKILL.
 
