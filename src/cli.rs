@@ -179,9 +179,10 @@ Options (each also settable by the environment variable shown):
 
 Signals: HUP INT QUIT TERM USR1 USR2 WINCH CONT and the real-time signals are forwarded
 to CMD (without CMD: all but TERM, INT and QUIT, to every running service but the log/run
-loggers). TERM, INT and QUIT also start the shutdown: CMD stops, then the services in reverse dependency
-order, then the finish scripts run, then every remaining process gets SIGTERM, and
-SIGKILL once the grace time is over; a second TERM, INT or QUIT skips to SIGKILL.
+loggers). TERM, INT and QUIT also start the shutdown: CMD stops, then the services in
+reverse dependency order, then the finish scripts run, then every remaining process gets
+SIGTERM, and SIGKILL once the grace time is over; a second TERM, INT or QUIT skips to
+SIGKILL.
 
 Output: the services' lines reach stdout and stderr whole, prefixed with their name. A
 reader that stops reading never stalls pidvisor: the services wait instead, and at exit
