@@ -7,14 +7,17 @@ use std::path::Path;
 
 use crate::scan::{self, ScanResult};
 
-/// Checks `dir`, prints the verdict to stdout, and returns the exit code.
+/// Checks `dir`, prints the verdict to stdout, and returns the exit code (1 also when
+/// stdout does not take the verdict).
 pub fn run_check(dir: &Path) -> i32 {
     let (report, code) = match dir.exists() {
         true => report(&scan::scan(dir)),
         false => (missing(dir), 1),
     };
-    print!("{report}");
-    code
+    match crate::print_stdout(&report) {
+        true => code,
+        false => 1,
+    }
 }
 
 fn missing(dir: &Path) -> String {

@@ -251,17 +251,17 @@ where
 /// pidvisorctl's `main`.
 pub fn main(args: impl Iterator<Item = OsString>) -> ExitCode {
     match parse(args, |name| std::env::var(name).ok()) {
-        Ok(Invocation::Help) => {
-            print!("{HELP}");
-            ExitCode::SUCCESS
-        }
+        Ok(Invocation::Help) => match crate::print_stdout(HELP) {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::FAILURE,
+        },
         Ok(Invocation::Run {
             socket,
             request,
             json,
         }) => ExitCode::from(run(&socket, &request, json)),
         Err(err) => {
-            eprintln!("pidvisorctl: {err} (see 'pidvisorctl --help')");
+            crate::print_stderr(&format!("pidvisorctl: {err} (see 'pidvisorctl --help')\n"));
             ExitCode::from(USAGE)
         }
     }
@@ -274,7 +274,7 @@ fn run(socket: &Path, request: &Request, json: bool) -> u8 {
     match talk(socket, request, json) {
         Ok(()) => OK,
         Err(Failure(code, message)) => {
-            eprintln!("pidvisorctl: {message}");
+            crate::print_stderr(&format!("pidvisorctl: {message}\n"));
             code
         }
     }

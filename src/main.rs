@@ -33,6 +33,7 @@ mod sweep;
 mod users;
 
 use std::env;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use cli::Invocation;
@@ -53,26 +54,22 @@ fn main() -> ExitCode {
     let signals = match SignalQueue::install() {
         Ok(signals) => signals,
         Err(err) => {
-            eprintln!("pidvisor: cannot take signals: {err}");
+            print_stderr(&format!("pidvisor: cannot take signals: {err}\n"));
             return ExitCode::from(SETUP_FAILED);
         }
     };
     let options = match cli::parse(env::args_os().skip(1), |name| env::var(name).ok()) {
         Ok(Invocation::Run(options)) => options,
-        Ok(Invocation::Help) => {
-            print!("{}", cli::HELP);
-            return ExitCode::SUCCESS;
-        }
+        Ok(Invocation::Help) => return printed(cli::HELP),
         Ok(Invocation::Version) => {
-            println!("pidvisor {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
+            return printed(&format!("pidvisor {}\n", env!("CARGO_PKG_VERSION")));
         }
         Ok(Invocation::Check(dir)) => {
             logging::init(cli::LogLevel::Warn, cli::LogFormat::Text);
             return ExitCode::from(clamp_exit_code(check::run_check(&dir)));
         }
         Err(err) => {
-            eprintln!("pidvisor: {err}");
+            print_stderr(&format!("pidvisor: {err}\n"));
             return ExitCode::from(USAGE_ERROR);
         }
     };
@@ -89,4 +86,27 @@ fn main() -> ExitCode {
 /// Exit codes are one byte; anything else would be a bug, reported as 255, not a panic.
 fn clamp_exit_code(code: i32) -> u8 {
     u8::try_from(code).unwrap_or(u8::MAX)
+}
+
+/// Writes `text` to stdout; false if stdout does not take it (`print!` would panic on
+/// a full disk or a broken pipe).
+pub fn print_stdout(text: &str) -> bool {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
+}
+
+/// Writes `text` to stderr, if it takes it (`eprint!` would panic otherwise).
+pub fn print_stderr(text: &str) {
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// The exit code after printing an answer (`--help`, `--version`): 0, or 1 if stdout
+/// did not take it.
+fn printed(text: &str) -> ExitCode {
+    match print_stdout(text) {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(SETUP_FAILED),
+    }
 }

@@ -42,6 +42,27 @@ fn help_flag_documents_grace_option_and_its_environment_variable() {
     }
 }
 
+/// An answer that stdout cannot take (here /dev/full) is exit code 1, not a panic.
+#[test]
+fn help_version_and_check_on_a_full_stdout_exit_1_without_a_panic() {
+    let dir = TempDir::new("full-stdout");
+    let services = dir.file("services.d");
+    std::fs::create_dir_all(&services).expect("services.d");
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["--check", services.as_str()],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let run = Launch::direct(&dir, args).stdout_to(full).run();
+        run.assert_code(1);
+        assert!(!run.stderr.contains("panicked"), "{args:?}\n{run}");
+    }
+}
+
 #[test]
 fn unknown_option_is_a_one_line_usage_error() {
     let dir = TempDir::new("unknown-option");
