@@ -506,6 +506,10 @@ impl Service {
         }
         let exponent = self.quick_crashes.min(64) as i32;
         self.quick_crashes = self.quick_crashes.saturating_add(1);
+        if backoff.initial.is_zero() {
+            // Not 0 * factor^n, which is NaN (and so became `max`) once factor^n is inf.
+            return Duration::ZERO;
+        }
         let seconds = backoff.initial.as_secs_f64() * backoff.factor.powi(exponent);
         let delay = Duration::try_from_secs_f64(seconds)
             .unwrap_or(backoff.max)
@@ -1029,6 +1033,22 @@ mod tests {
             }
         );
         assert_eq!(service.last_exit, None, "no process ever ran");
+    }
+
+    #[test]
+    fn a_zero_restart_delay_stays_zero_whatever_the_factor() {
+        let t0 = Instant::now();
+        let mut spec = spec();
+        spec.backoff.initial = Duration::ZERO;
+        spec.backoff.factor = 1e300;
+        let mut service = running(spec, t0);
+        for _ in 0..5 {
+            assert_eq!(
+                service.on_exit(Exit::Code(1), true, t0),
+                vec![Action::Spawn]
+            );
+            service.on_spawned(100, t0);
+        }
     }
 
     #[test]
