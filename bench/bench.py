@@ -343,7 +343,8 @@ class Bench:
         os.mkdir(dirs)
         names = [f"s{i:04d}" for i in range(n)]
         conf = ["[supervisord]", "nodaemon=true", "logfile=/dev/null",
-                "logfile_maxbytes=0", f"pidfile={base}/supervisord.pid", "user=root", ""]
+                "logfile_maxbytes=0", "silent=true", f"pidfile={base}/supervisord.pid",
+                "user=root", ""]
         for name in names:
             d = os.path.join(dirs, name)
             os.mkdir(d)
@@ -373,11 +374,11 @@ class Bench:
             return [shutil.which("supervisord"), "-n", "-c", path]
         die(f"unknown supervisor {kind}")
 
-    def start(self, init, argv, stdout=subprocess.DEVNULL, in_cgroup=False):
+    def start(self, init, argv, stdout=subprocess.DEVNULL, in_cgroup=False, env=None):
         """Starts argv as PID 1 of a new PID namespace; returns an Ns."""
         self.seq += 1
         fifo = Fifo(os.path.join(self.tmp, f"fifo.{self.seq}"))
-        env = dict(os.environ, BENCH_FIFO=fifo.path)
+        env = dict(os.environ, BENCH_FIFO=fifo.path, **(env or {}))
         cg = self.pids_cg if in_cgroup else None
 
         def enter_cgroup():
@@ -638,7 +639,8 @@ def phase_reap(b):
                 argv = b.one_child_argv(init) + [
                     "perl", os.path.join(HERE, "reap.pl"), str(orphans), "60"] + (
                     [os.path.join(b.pids_cg, "pids.current")] if b.pids_cg else [])
-                ns = b.start(init, argv, stdout=f, in_cgroup=True)
+                ns = b.start(init, argv, stdout=f, in_cgroup=True,
+                             env={"REAP_MODE": "zombies"})
                 ns.wait_gone(180)
                 ns.kill()
             with open(out) as f:

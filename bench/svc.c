@@ -6,8 +6,9 @@
  * service's `run` file (a hard link), so every service process has the comm name "run",
  * which is how bench.py tells services apart from the supervisor's own processes.
  *
- * The mode is argv[1] if given, else the first word of the file ./bench-mode (the service
- * folder is the working directory under pidvisor, s6, runit and supervisord), else "idle":
+ * The mode is argv[1] if it names one, else the first word of the file ./bench-mode (the
+ * service folder is the working directory under pidvisor, s6, runit and supervisord), else
+ * "idle". (s6-supervise passes the service's name as argv[1], hence "if it names one".)
  *
  *   idle   report a start, then sleep in pause() until a signal ends it
  *   crash  report a start, then exit 1 at once (a crash loop)
@@ -70,7 +71,8 @@ static int spew(long lines) {
 int main(int argc, char **argv) {
     char mode[64] = "idle";
     long count = 0;
-    if (argc > 1) {
+    if (argc > 1 && (!strcmp(argv[1], "idle") || !strcmp(argv[1], "crash") ||
+                     !strcmp(argv[1], "true") || !strcmp(argv[1], "spew"))) {
         snprintf(mode, sizeof mode, "%s", argv[1]);
         if (argc > 2) count = atol(argv[2]);
     } else {
