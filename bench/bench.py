@@ -9,7 +9,9 @@ Peers: tini, tini-static, dumb-init, catatonit (one child), s6 (s6-svscan +
 s6-supervise), runit (runsvdir + runsv), supervisord (supervisor), all from Debian; the
 script installs whatever is missing with apt-get. pidvisor runs in two roles: "pidvisor"
 with a main command (against the one-child inits) and "pidvisor-svc" with a services.d
-folder (against the supervisors).
+folder (against the supervisors). Where the x86_64-unknown-linux-musl target is installed,
+"pidvisor-musl" (the same source built for musl) joins the one-child rows, for
+information (--no-musl leaves it out).
 
 Every service, and every main command, is bench/svc.c compiled statically (see there):
 it reports each start as one line on a FIFO, with a CLOCK_MONOTONIC timestamp, so that
@@ -68,6 +70,7 @@ ONE_CHILD = ["pidvisor", "tini", "tini-static", "dumb-init", "catatonit"]
 SUPERVISORS = ["pidvisor-svc", "s6", "runit", "supervisord"]
 COLUMNS = ["pidvisor", "tini", "tini-static", "dumb-init", "catatonit", "s6", "runit",
            "supervisord"]
+MUSL = "x86_64-unknown-linux-musl"
 PEER_PACKAGES = {"tini": "tini", "tini-static": "tini", "dumb-init": "dumb-init",
                  "catatonit": "catatonit", "s6-svscan": "s6", "runsvdir": "runit",
                  "supervisord": "supervisor", "unshare": "util-linux", "cc": "gcc",
@@ -265,6 +268,7 @@ class Bench:
                                stdout=sys.stderr, check=True)
         if not os.access(self.pidvisor, os.X_OK):
             die(f"no pidvisor binary at {self.pidvisor}")
+        self.build_musl()
         # Named "run" like every service's run file: see own_procs().
         os.mkdir(os.path.join(self.tmp, "bin"))
         self.svc = os.path.join(self.tmp, "bin", "run")
@@ -272,6 +276,28 @@ class Bench:
                         os.path.join(HERE, "svc.c")], check=True)
         self.empty = os.path.join(self.tmp, "empty")
         os.mkdir(self.empty)
+
+    def build_musl(self):
+        """pidvisor built for musl as an extra column, where that target is installed."""
+        self.pidvisor_musl = None
+        if self.args.no_musl or os.environ.get("PIDVISOR"):
+            return
+        sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True,
+                                 text=True, cwd=ROOT).stdout.strip()
+        if not os.path.isdir(os.path.join(sysroot, "lib/rustlib", MUSL)):
+            log(f"no {MUSL} target installed: no pidvisor-musl column")
+            return
+        path = os.path.join(ROOT, "target", MUSL, "release/pidvisor")
+        if not self.args.no_build:
+            log(f"cargo build --release --target {MUSL}")
+            if subprocess.run(["cargo", "build", "--release", "--target", MUSL], cwd=ROOT,
+                              stdout=sys.stderr).returncode != 0:
+                log("musl build failed: no pidvisor-musl column")
+                return
+        if os.access(path, os.X_OK):
+            self.pidvisor_musl = path
+            ONE_CHILD.insert(1, "pidvisor-musl")
+            COLUMNS.insert(1, "pidvisor-musl")
 
     def setup_pids_cgroup(self):
         """A pids cgroup holding only the reap test's namespace (see core.sh)."""
@@ -323,8 +349,9 @@ class Bench:
     # ---- namespaces
 
     def one_child_argv(self, name):
-        path = {"pidvisor": self.pidvisor}.get(name) or shutil.which(name)
-        if name == "pidvisor":
+        path = {"pidvisor": self.pidvisor,
+                "pidvisor-musl": self.pidvisor_musl}.get(name) or shutil.which(name)
+        if name in ("pidvisor", "pidvisor-musl"):
             # No services folder, no init scripts: only the main command.
             return [path, "--services-dir", self.empty, "--init-dir", self.empty,
                     "--finish-dir", self.empty, "--"]
@@ -364,7 +391,8 @@ class Bench:
             return [self.pidvisor, "--services-dir", dirs, "--init-dir", self.empty,
                     "--finish-dir", self.empty]
         if kind == "s6":
-            return [shutil.which("s6-svscan"), dirs]
+            # -c: s6-svscan supervises at most 500 services by default.
+            return [shutil.which("s6-svscan"), "-c", str(max(500, 2 * n)), dirs]
         if kind == "runit":
             return [shutil.which("runsvdir"), dirs]
         if kind == "supervisord":
@@ -386,12 +414,17 @@ class Bench:
                 with open(os.path.join(cg, "cgroup.procs"), "w") as f:
                     f.write(str(os.getpid()))
 
-        t0 = mono_ns()
-        proc = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] + argv,
-            stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, env=env,
-            preexec_fn=enter_cgroup if cg else None)
+        # stderr to a file, never a pipe nobody reads: 1,000 services log more than a
+        # pipe holds, and a blocked write would stall the init under test.
+        err_path = os.path.join(self.tmp, f"stderr.{self.seq}")
+        with open(err_path, "wb") as err:
+            t0 = mono_ns()
+            proc = subprocess.Popen(
+                ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] + argv,
+                stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, env=env,
+                preexec_fn=enter_cgroup if cg else None)
         ns = Ns(self, init, proc, fifo, t0)
+        ns.err_path = err_path
         self.running[id(ns)] = ns
         return ns
 
@@ -410,9 +443,8 @@ class Ns:
                     break
                 time.sleep(0.002)
         if self.pid1 is None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             self.kill()
-            die(f"{init}: no PID 1 under unshare: {err[:300]}")
+            die(f"{init}: no PID 1 under unshare (exit status {proc.returncode})")
 
     def wait_starts(self, count, timeout_s=60, name=None):
         got = self.fifo.wait_for(count, timeout_s, name)
@@ -449,8 +481,6 @@ class Ns:
             if not self.wait_gone(10):
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
         self.fifo.close()
         self.bench.running.pop(id(self), None)
 
@@ -466,6 +496,8 @@ def phase_size(b):
     for name in COLUMNS:
         if name == "pidvisor":
             paths = [b.pidvisor]
+        elif name == "pidvisor-musl":
+            paths = [b.pidvisor_musl]
         elif name == "s6":
             paths = [shutil.which("s6-svscan"), shutil.which("s6-supervise")]
         elif name == "runit":
@@ -579,6 +611,8 @@ def phase_shutdown(b):
 
 def phase_scale(b):
     counts = (1, 10, 100) if b.quick else (1, 10, 100, 1000)
+    if b.args.counts:
+        counts = tuple(int(c) for c in b.args.counts.split(","))
     stable_s = 1.2
     toml = {"s0000": 'stable-after = "1s"\n'}
     for n in counts:
@@ -939,6 +973,9 @@ def report(b, out):
         "(x×) = pidvisor ÷ that peer, from the same run: below 1, pidvisor is smaller, "
         "faster or quieter. pidvisor's column is pidvisor with a main command in the "
         "one-child rows and with a services folder in the supervisor rows. "
+        "pidvisor-musl (where the musl target is installed) is the same source built with "
+        "`--target x86_64-unknown-linux-musl`: for information, the default build is the "
+        "static glibc one. "
         "– = not applicable or not measured."] + [""] + extra + [""] +
         (["## Scale (pidvisor; PSS of every supervisor for comparison)", ""] + scale + [""]
          if scale else []) + ["## Raw samples", ""] + raw_samples(b))
@@ -993,6 +1030,10 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build")
     ap.add_argument("--out", default=os.path.join(HERE, "results"),
                     help="folder for report.md and the data files (default bench/results)")
+    ap.add_argument("--no-musl", action="store_true",
+                    help="no pidvisor-musl column even if the musl target is installed")
+    ap.add_argument("--counts", help="service counts of the scale sweep (default 1,10,100,1000;"
+                    " quick 1,10,100)")
     ap.add_argument("--only", help="comma-separated phases: " + ",".join(PHASES))
     args = ap.parse_args()
     if os.geteuid() != 0:
