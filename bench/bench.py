@@ -485,6 +485,10 @@ class Ns:
         self.bench.running.pop(id(self), None)
 
 
+def host_procs():
+    return sum(1 for e in os.listdir("/proc") if e.isdigit())
+
+
 def rotation(items, rep):
     k = rep % len(items)
     return items[k:] + items[:k]
@@ -963,6 +967,8 @@ def report(b, out):
         f"- Date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
         f"- Machine: {os.cpu_count()} CPUs, {cpu}, kernel {platform.release()}, "
         f"load average at the end {load}",
+        f"- Processes on the host (other work included): {b.host_procs_start:,} at the start, "
+        f"{host_procs():,} at the end; kill(-1) and fork costs grow with them",
         f"- pidvisor: commit {commit}{' (working tree modified)' if dirty else ''}, "
         f"{b.pidvisor}",
         f"- Peers (Debian): {versions.rstrip(', ')}",
@@ -1049,6 +1055,7 @@ def main():
 
     signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
+    b.host_procs_start = host_procs()
     try:
         b.install_missing()
         b.build()
