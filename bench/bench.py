@@ -856,6 +856,10 @@ def report(b, out):
          1, "≤ 30 ms", lambda v: v <= 30),
         ("Shutdown after SIGTERM, one child, ms", only(one_cols, med_for("shutdown_1")), 2,
          "≤ 1 ms", lambda v: v <= 1),
+        ("Shutdown after SIGTERM, one child, over the floor (below), ms",
+         only(one_cols, lambda c: None if b.med("shutdown_1", c) is None or
+              b.med("shutdown_1", "direct") is None else
+              b.med("shutdown_1", c) - b.med("shutdown_1", "direct")), 2, "", None),
         ("Shutdown after SIGTERM, 1 service, ms", only(sup_cols, med_for("shutdown_1", True)),
          2, "≤ 1 ms", lambda v: v <= 1),
         ("Shutdown after SIGTERM, 100 services, ms",
