@@ -896,7 +896,8 @@ def report(b, out):
                 cells.append("–")
                 continue
             cell = fmt_num(v, digits)
-            if c != "pidvisor" and isinstance(mine, (int, float)):
+            # No ratio for differences near zero ("over the floor"): it would be noise.
+            if c != "pidvisor" and isinstance(mine, (int, float)) and "floor" not in label:
                 cell += ratio(mine, v)
             cells.append(cell)
         met = ""
