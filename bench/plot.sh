@@ -41,6 +41,6 @@ set ytics ("pidvisor" 0, "s6" 1, "runit" 2, "supervisord" 3)
 set yrange [-0.6:3.6]
 set xrange [0:*]
 set key off
-plot "$dir/crashloop.tsv" using 3:2:($2 + 1) skip 1 with points pt 7 ps 1.4 lc variable
+plot "$dir/crashloop.tsv" using 3:2:(\$2 + 1) skip 1 with points pt 7 ps 1.4 lc variable
 EOF
 echo "wrote $dir/memory.png $dir/crashloop.png" >&2
