@@ -20,6 +20,7 @@ set datafile separator "\t"
 set datafile missing "NaN"
 set key top left
 set grid
+set format y "%.0f"
 
 set output "$dir/memory.png"
 set title "Memory of the supervisor's own processes (PSS, summed) against services"
