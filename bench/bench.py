@@ -47,7 +47,7 @@ Phases, each interleaved (round robin over the inits, rotated by one every repet
 Output: a Markdown report on stdout (the machine, the table of medians with the ratio
 pidvisor/peer and the target, the scale table, raw samples) and, in --out DIR (default
 bench/results), report.md, samples.tsv, scale.tsv and crashloop.tsv for bench/plot.sh.
-Progress goes to stderr. The full run takes about 12 minutes on 2 cores, --quick about
+Progress goes to stderr. The full run takes about 10 minutes on 2 cores, --quick about
 1.5 minutes. --only PHASE[,PHASE] runs some phases (for debugging the harness).
 """
 
