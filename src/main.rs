@@ -17,6 +17,7 @@ mod control;
 mod ctl;
 mod duration;
 mod events;
+mod limits;
 mod logging;
 mod logs;
 mod outlet;

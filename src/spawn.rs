@@ -125,6 +125,7 @@ pub fn spawn(
                 check(libc::setgid(*gid))?;
                 check(libc::setuid(*uid))?;
             }
+            crate::limits::restore_for_child()?;
             signals.apply()
         });
     }

@@ -44,6 +44,7 @@ use crate::cli::{ForwardTarget, Options};
 use crate::control::{self, ControlServer};
 use crate::duration::deadline_after;
 use crate::events::{self, Clock, Event, EventLog};
+use crate::limits;
 use crate::logs::{LineRelay, LogPipe, Scratch, Sink};
 use crate::probe::{Notification, NotifyPipe, TcpProbe};
 use crate::reaper::{self, Exit, Remaining};
@@ -204,6 +205,13 @@ impl Supervisor {
     /// a broken service is not an error here: it is reported and left out.
     pub fn new(signals: SignalQueue, options: &Options) -> io::Result<Supervisor> {
         let scope = become_reaper()?;
+        match limits::raise_open_files_limit() {
+            Ok(Some((old, new))) => {
+                debug!("open files limit raised from {old} to {new}; children get {old}")
+            }
+            Ok(None) => {}
+            Err(err) => warn!("cannot raise the open files limit (setrlimit): {err}"),
+        }
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|e| io::Error::other(format!("epoll_create1: {e}")))?;
         epoll

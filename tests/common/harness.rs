@@ -297,6 +297,8 @@ pub struct Launch {
     /// pidvisor's stdout and stderr, when the test does not collect them itself.
     stdout: Option<File>,
     stderr: Option<File>,
+    /// A soft limit on open files for pidvisor (the hard limit stays as it is).
+    open_files: Option<libc::rlim_t>,
     dir: PathBuf,
 }
 
@@ -324,8 +326,15 @@ impl Launch {
             passed_fd: None,
             stdout: None,
             stderr: None,
+            open_files: None,
             dir: dir.path().to_owned(),
         }
+    }
+
+    /// Starts pidvisor with this soft limit on open files (`ulimit -Sn`).
+    pub fn open_files_limit(mut self, soft: libc::rlim_t) -> Launch {
+        self.open_files = Some(soft);
+        self
     }
 
     /// Sets an environment variable for pidvisor.
@@ -412,10 +421,16 @@ impl Launch {
             .as_ref()
             .map(|(file, target)| (file.as_raw_fd(), *target));
         let rtmax = libc::SIGRTMAX();
+        let open_files = self.open_files;
         // SAFETY: the closure makes only async-signal-safe system calls and does not
         // allocate, as required between fork and exec.
         unsafe {
-            command.pre_exec(move || clean_process_state(rtmax, passed));
+            command.pre_exec(move || {
+                if let Some(soft) = open_files {
+                    set_soft_open_files_limit(soft)?;
+                }
+                clean_process_state(rtmax, passed)
+            });
         }
 
         let mut child = command
@@ -473,6 +488,25 @@ impl Launch {
 /// refuses its two internal signals (32 and 33), and those may well be ignored here:
 /// glibc's `posix_spawn`, which cargo uses to start this test binary, sets them to
 /// SIG_IGN in the child, and exec keeps an ignored signal ignored.
+/// Lowers the soft RLIMIT_NOFILE, keeping the hard one (async-signal-safe).
+fn set_soft_open_files_limit(soft: libc::rlim_t) -> io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit get a valid pointer to a rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        limit.rlim_cur = soft.min(limit.rlim_max);
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 fn clean_process_state(rtmax: libc::c_int, passed: Option<(RawFd, RawFd)>) -> io::Result<()> {
     /// The kernel's `struct sigaction` on x86_64 (not glibc's, which is larger).
     #[repr(C)]

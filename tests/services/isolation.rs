@@ -110,3 +110,28 @@ fn broken_services_get_a_clear_log_line_and_the_others_keep_running() {
         );
     }
 }
+
+/// pidvisor holds a few pipes per service, so a low soft limit on open files (containerd
+/// 2 gives 1024) would stop it from starting a few hundred services. It raises its own
+/// soft limit to the hard one, and its services get the limit it was started with.
+#[test]
+fn more_services_than_the_soft_open_files_limit_allows_all_start_and_keep_that_limit() {
+    let _heavy = heavy();
+    let layout = Layout::new("open-files");
+    let limits = layout.quoted("limit");
+    for index in 0..100 {
+        layout.service(
+            &format!("s{index:03}"),
+            &format!("ulimit -Sn >> {limits}\nexec sleep 1000"),
+        );
+    }
+    let mut pidvisor = layout.launch(&[]).open_files_limit(64).start();
+    let seen = layout.wait_for_lines(&mut pidvisor, "limit", 100);
+    assert!(
+        seen.iter().all(|line| line == "64"),
+        "every service has the soft limit pidvisor was started with: {seen:?}"
+    );
+    let run = pidvisor.shut_down();
+    run.assert_code(0);
+    assert_eq!(log_count(&run.stderr, ": started (pid"), 100, "{run}");
+}

@@ -1,0 +1,58 @@
+//! The limit on open files: pidvisor holds a few pipe ends per service (output relays,
+//! logger pipes), so the soft `RLIMIT_NOFILE` a container often starts with (1024 under
+//! containerd 2) would stop it from starting a few hundred services. It raises its own
+//! soft limit to the hard one at start-up, and every child gets back the soft limit
+//! pidvisor was started with: programs that use `select()` break above 1024 descriptors,
+//! which is why the soft limit is low in the first place (systemd does the same).
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The soft limit pidvisor was started with, for its children; `u64::MAX` until raised
+/// (children then keep whatever pidvisor has, which is the same).
+static CHILDREN_SOFT_LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Raises the soft limit to the hard one. Returns the old and new soft limits if it
+/// changed anything.
+pub fn raise_open_files_limit() -> io::Result<Option<(u64, u64)>> {
+    let mut limit = current()?;
+    if limit.rlim_cur >= limit.rlim_max {
+        return Ok(None);
+    }
+    let original = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: setrlimit gets a valid pointer to an initialised rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    CHILDREN_SOFT_LIMIT.store(original, Ordering::Relaxed);
+    Ok(Some((original, limit.rlim_max)))
+}
+
+/// Gives a freshly forked child the soft limit pidvisor was started with. Only
+/// async-signal-safe calls: this runs between fork and exec.
+pub fn restore_for_child() -> io::Result<()> {
+    let soft = CHILDREN_SOFT_LIMIT.load(Ordering::Relaxed);
+    if soft == u64::MAX {
+        return Ok(());
+    }
+    let mut limit = current()?;
+    limit.rlim_cur = soft;
+    // SAFETY: setrlimit gets a valid pointer to an initialised rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn current() -> io::Result<libc::rlimit> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(limit)
+}
