@@ -180,8 +180,18 @@ impl Service {
     }
 
     /// Up, as far as the services that come after it are concerned: ready, or completed.
+    /// A one-shot is up only once completed: being "ready" at start means nothing for it.
     pub fn is_up_for_dependents(&self) -> bool {
+        if self.is_one_shot() {
+            return self.completed();
+        }
         self.is_ready() || self.completed()
+    }
+
+    /// A service that is never restarted and has no readiness check: its work is done
+    /// when it exits successfully (s6-rc's oneshot), not when it starts.
+    fn is_one_shot(&self) -> bool {
+        self.spec.restart == RestartPolicy::Never && self.spec.ready == Readiness::Started
     }
 
     /// Will not come up by itself: failed, or finished after an unsuccessful run.
@@ -779,6 +789,10 @@ mod tests {
             ..spec()
         };
         let mut service = running(one_shot.clone(), t0);
+        assert!(
+            service.is_ready() && !service.is_up_for_dependents(),
+            "running, a one-shot is not up yet for the services after it"
+        );
         service.on_exit(Exit::Code(0), true, t0);
         assert!(service.completed() && service.is_up_for_dependents());
         assert!(!service.is_down_for_good());
