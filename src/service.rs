@@ -572,37 +572,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn spec() -> ServiceSpec {
-        ServiceSpec {
-            name: "web".to_owned(),
-            dir: PathBuf::from("/services/web"),
-            run: PathBuf::from("/services/web/run"),
-            finish: None,
-            finish_timeout: Duration::from_secs(5),
-            logger: None,
-            start_down: false,
-            restart: RestartPolicy::Always,
-            success_exit_codes: vec![0],
-            backoff: Backoff {
-                initial: Duration::from_millis(100),
-                max: Duration::from_secs(1),
-                factor: 2.0,
-                stable_after: Duration::from_secs(10),
-                jitter: false,
-            },
-            max_restarts: 0,
-            restart_window: Duration::from_secs(300),
-            critical: false,
-            stop_signal: libc::SIGTERM,
-            stop_timeout: Duration::from_secs(5),
-            user: None,
-            working_dir: PathBuf::from("/services/web"),
-            env: Vec::new(),
-            umask: None,
-            after: Vec::new(),
-            ready: Readiness::Started,
-            ready_timeout: Duration::from_secs(30),
-            log_prefix: true,
-        }
+        ServiceSpec::for_tests()
     }
 
     /// A service that was started at `t0` and runs as pid 100.

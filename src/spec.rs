@@ -116,15 +116,14 @@ pub enum Readiness {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_time_scale_that_overflows_a_duration_gives_the_longest_one() {
-        let spec = ServiceSpec {
+impl ServiceSpec {
+    /// A plain service for unit tests: `/services/web/run`, restarted always, ready once
+    /// started, 100 ms to 1 s of backoff.
+    pub fn for_tests() -> ServiceSpec {
+        ServiceSpec {
             name: "web".to_owned(),
-            dir: PathBuf::from("/s/web"),
-            run: PathBuf::from("/s/web/run"),
+            dir: PathBuf::from("/services/web"),
+            run: PathBuf::from("/services/web/run"),
             finish: None,
             finish_timeout: Duration::from_secs(5),
             logger: None,
@@ -132,25 +131,43 @@ mod tests {
             restart: RestartPolicy::Always,
             success_exit_codes: vec![0],
             backoff: Backoff {
-                initial: Duration::from_secs(1),
-                max: Duration::from_secs(u64::MAX / 10),
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(1),
                 factor: 2.0,
                 stable_after: Duration::from_secs(10),
                 jitter: false,
             },
             max_restarts: 0,
-            restart_window: Duration::from_secs(u64::MAX / 10),
+            restart_window: Duration::from_secs(300),
             critical: false,
             stop_signal: libc::SIGTERM,
             stop_timeout: Duration::from_secs(5),
             user: None,
-            working_dir: PathBuf::from("/s/web"),
+            working_dir: PathBuf::from("/services/web"),
             env: Vec::new(),
             umask: None,
             after: Vec::new(),
             ready: Readiness::Started,
             ready_timeout: Duration::from_secs(30),
             log_prefix: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_scale_that_overflows_a_duration_gives_the_longest_one() {
+        let spec = ServiceSpec {
+            backoff: Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(u64::MAX / 10),
+                ..ServiceSpec::for_tests().backoff
+            },
+            restart_window: Duration::from_secs(u64::MAX / 10),
+            ..ServiceSpec::for_tests()
         };
         let scaled = spec.with_time_scale(1000.0);
         assert_eq!(scaled.backoff.initial, Duration::from_secs(1000));
