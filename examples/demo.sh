@@ -74,15 +74,20 @@ if ! command -v serf >/dev/null; then
 fi
 cat > "$work/scenario.sh" <<'SCENARIO'
 #!/bin/sh
-# The main command: talks to the web app, crashes it, and watches pidvisor bring it back.
+# The main command: talks to the web app, crashes it, and watches pidvisor bring it back,
+# asking pidvisor itself through pidvisorctl (the same binary under another name).
 fetch() { python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/").read().decode().strip())'; }
 echo "main: webapp says: $(fetch)"
 pid=$(pgrep -f http.server)
 echo "main: killing the web app (pid $pid) with SIGKILL"
 kill -KILL "$pid"
-until [ -n "$(pgrep -f http.server)" ] && [ "$(pgrep -f http.server)" != "$pid" ] && fetch >/dev/null 2>&1; do sleep 0.05; done
+pidvisorctl wait webapp --state ready --restarts 1 --timeout 10s >/dev/null
 echo "main: webapp is back (pid $(pgrep -f http.server)) and says: $(fetch)"
+echo "main: pidvisorctl status"
+pidvisorctl status | sed 's/^/      /'
 SCENARIO
 chmod +x "$work/scenario.sh"
-"${ns[@]}" "$PIDVISOR" --services-dir "$work/services.d" -- "$work/scenario.sh" 2>&1 | sed 's/^/   /'
+ln -s "$PIDVISOR" "$work/pidvisorctl"
+PATH="$work:$PATH" PIDVISOR_SOCKET="$work/control.sock" \
+  "${ns[@]}" "$PIDVISOR" --services-dir "$work/services.d" -- "$work/scenario.sh" 2>&1 | sed 's/^/   /'
 rm -rf "$work"
