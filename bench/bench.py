@@ -582,11 +582,16 @@ def phase_startup(b):
             pre = [] if init == "direct" else b.one_child_argv(init)
             ms, status = spawn_wait(unshare + pre + [b.svc, "true"])
             b.sample("startup_true", init, ms if status == 0 else None)
-    base = b.med("startup_true", "direct")
-    for init in ONE_CHILD:
-        m = b.med("startup_true", init)
+    sample_overheads(b, "startup_true", "startup_overhead", ONE_CHILD)
+
+
+def sample_overheads(b, figure, overhead, inits):
+    """For each init, the median of `figure` minus the child's own ("direct") median."""
+    base = b.med(figure, "direct")
+    for init in inits:
+        m = b.med(figure, init)
         if m is not None and base is not None:
-            b.sample("startup_overhead", init, m - base)
+            b.sample(overhead, init, m - base)
 
 
 def phase_shutdown(b):
@@ -654,11 +659,7 @@ def phase_scale(b):
                          (again[1][0] - t_kill) / 1e6 if again else None)
                 time.sleep(0.3)
                 b.sample(f"shutdown_{n}", init, ns.terminate_timed())
-    base = b.med("start_1", "direct")
-    for init in SUPERVISORS:
-        m = b.med("start_1", init)
-        if m is not None and base is not None:
-            b.sample("start_overhead_1", init, m - base)
+    sample_overheads(b, "start_1", "start_overhead_1", SUPERVISORS)
 
 
 def phase_crashloop(b):

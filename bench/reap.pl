@@ -149,33 +149,46 @@ sleep(0.2);    # settle: the last grandchildren reach read()
 # waking from its 0.5 ms sleep may wait ~100 ms for a CPU, which would blur the end time.
 # With the O(1) cgroup probe we therefore poll as SCHED_FIFO (a few microseconds of CPU
 # per poll); the /proc probe costs too much CPU per poll for that and stays SCHED_OTHER.
-my $policy = 'other';
-if ($probe eq 'cgroup') {
-    if (system("chrt -f -p 10 $$ >/dev/null 2>&1") == 0) { $policy = 'fifo' }
-    elsif (setpriority(0, 0, -20))                        { $policy = 'nice-20' }
-}
+my $policy = raise_poller_priority();
 
 my $gone_at = $count_now->() - $n;    # what the count reads once all N are reaped
 my ($cpu0, $sched0) = init_cpu();
 my $sw0 = init_switches();
 my $t0 = time();
 close($w);                     # EOF for all N at once
-my $polls = 0;
-while (1) {
-    $polls++;
-    last if $count_now->() <= $gone_at;
-    if (time() - $t0 > $limit_s) {
-        my $left = nprocs_procfs() - 2;
-        fail("not_reaped_after_${limit_s}s:$left");
-    }
-    sleep($poll_s);
-}
-my $t1 = time();
-my $left = nprocs_procfs() - 2;
-fail("count_said_done_but_${left}_left") if $left > 0;
+my ($t1, $polls) = wait_until_reaped($t0, $gone_at, $poll_s);
 
 report($t0, $t1, $cpu0, $sched0, $sw0, $polls, $probe, $policy);
 exit 0;
+
+# With the O(1) cgroup probe the poller runs as SCHED_FIFO (or at least nice -20), so that
+# it is not left waiting for a CPU behind thousands of runnable tasks; returns the policy.
+sub raise_poller_priority {
+    return 'other' if $probe ne 'cgroup';
+    return 'fifo' if system("chrt -f -p 10 $$ >/dev/null 2>&1") == 0;
+    return 'nice-20' if setpriority(0, 0, -20);
+    return 'other';
+}
+
+# Polls the count every $pause seconds until it reads $gone_at or less (every one reaped);
+# fails after $limit_s, or if /proc still shows some. Returns the end time and the polls.
+sub wait_until_reaped {
+    my ($t0, $gone_at, $pause) = @_;
+    my $polls = 0;
+    while (1) {
+        $polls++;
+        last if $count_now->() <= $gone_at;
+        if (time() - $t0 > $limit_s) {
+            my $left = nprocs_procfs() - 2;
+            fail("not_reaped_after_${limit_s}s:$left");
+        }
+        sleep($pause);
+    }
+    my $t1 = time();
+    my $left = nprocs_procfs() - 2;
+    fail("count_said_done_but_${left}_left") if $left > 0;
+    return ($t1, $polls);
+}
 
 sub report {
     my ($t0, $t1, $cpu0, $sched0, $sw0, $polls, $probe, $policy) = @_;
@@ -226,30 +239,14 @@ sub zombies {
         sleep(0.01);
     }
     sleep(0.3);    # the maker reaches its read()
-    my $policy = 'other';
-    if ($probe eq 'cgroup') {
-        if (system("chrt -f -p 10 $$ >/dev/null 2>&1") == 0) { $policy = 'fifo' }
-        elsif (setpriority(0, 0, -20))                        { $policy = 'nice-20' }
-    }
+    my $policy = raise_poller_priority();
     my $gone_at = $count_now->() - $n - 1;    # N zombies and the maker (we reap it)
     my ($cpu0, $sched0) = init_cpu();
     my $sw0 = init_switches();
     my $t0 = time();
     close($go_w);                         # the maker exits: N zombies go to PID 1
     waitpid($maker, 0);
-    my $polls = 0;
-    while (1) {
-        $polls++;
-        last if $count_now->() <= $gone_at;
-        if (time() - $t0 > $limit_s) {
-            my $left = nprocs_procfs() - 2;
-            fail("not_reaped_after_${limit_s}s:$left");
-        }
-        sleep($probe eq 'cgroup' ? 0.0001 : $poll_s);
-    }
-    my $t1 = time();
-    my $left = nprocs_procfs() - 2;
-    fail("count_said_done_but_${left}_left") if $left > 0;
+    my ($t1, $polls) = wait_until_reaped($t0, $gone_at, $probe eq 'cgroup' ? 0.0001 : $poll_s);
     report($t0, $t1, $cpu0, $sched0, $sw0, $polls, $probe, $policy);
     exit 0;
 }

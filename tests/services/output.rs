@@ -124,6 +124,19 @@ fn log_prefix_false_passes_the_bytes_through_untouched() {
 }
 
 /// The pid (as the test sees it) of pidvisor's child whose command line contains `needle`.
+/// Gives `service` a `log/run` that appends every line it reads to the file `logged`.
+fn line_logger(layout: &Layout, service: &str) {
+    layout.write(
+        service,
+        "log/run",
+        &format!(
+            "#!/bin/sh\nexec >> {}\nwhile IFS= read -r line; do printf '%s\\n' \"$line\"; done\n",
+            layout.quoted("logged")
+        ),
+        0o755,
+    );
+}
+
 fn child_running(pidvisor: &mut Pidvisor, needle: &str) -> i32 {
     let pid1 = pidvisor.host_pid();
     let mut found = None;
@@ -178,15 +191,7 @@ fn the_logger_gets_every_line_exactly_once_when_it_and_its_service_are_killed() 
             layout.quoted("go")
         ),
     );
-    layout.write(
-        "ticker",
-        "log/run",
-        &format!(
-            "#!/bin/sh\nexec >> {}\nwhile IFS= read -r line; do printf '%s\\n' \"$line\"; done\n",
-            layout.quoted("logged")
-        ),
-        0o755,
-    );
+    line_logger(&layout, "ticker");
     let mut pidvisor = layout.start();
     let batch = |pidvisor: &mut Pidvisor, end: usize| {
         use std::io::Write;
@@ -251,15 +256,7 @@ fn the_logger_gets_the_lines_its_service_writes_while_stopping() {
          echo hello\nsleep 1000 & wait",
         "",
     );
-    layout.write(
-        "polite",
-        "log/run",
-        &format!(
-            "#!/bin/sh\nexec >> {}\nwhile IFS= read -r line; do printf '%s\\n' \"$line\"; done\n",
-            layout.quoted("logged")
-        ),
-        0o755,
-    );
+    line_logger(&layout, "polite");
     let mut pidvisor = layout.start();
     layout.wait_for_lines(&mut pidvisor, "logged", 1);
     let run = pidvisor.shut_down();
