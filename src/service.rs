@@ -315,8 +315,11 @@ impl Service {
             State::Starting { pid, .. } | State::Ready { pid } if !group_empty => {
                 // Stopped like any service (SIGKILL to the group after stop-timeout), and
                 // only then finished or restarted: nothing of this run is left behind.
-                warn!(
-                    "{}: run exited but left processes in its group; sending them {}",
+                // Often the rest is only a child still dying of the same signal (a second
+                // CPU has not run it yet), so this is news, not a warning; one that
+                // outlives the stop-timeout gets the warning with its SIGKILL.
+                info!(
+                    "{}: run exited before the rest of its process group; sending the rest {}",
                     self.name(),
                     signals::name(self.spec.stop_signal)
                 );

@@ -271,17 +271,23 @@ enum Topology {
     Terminal,
 }
 
-/// The `unshare` words that make the next program PID 1 of a new PID namespace with its
-/// own /proc. `--kill-child`: if `unshare` is killed (by a failing test's cleanup), the
-/// namespace's PID 1 gets SIGKILL, which ends the whole namespace.
+/// The `unshare` words that make pidvisor PID 1 of a new PID namespace.
 fn unshare_words() -> Vec<String> {
+    as_pid_one(PIDVISOR)
+}
+
+/// The `unshare` words that make `program` PID 1 of a new PID namespace with its own
+/// /proc. `--kill-child`: if `unshare` is killed (by a failing test's cleanup), the
+/// namespace's PID 1 gets SIGKILL, which ends the whole namespace. When PID 1 ends, the
+/// kernel kills everything else in it: nothing a test starts there can outlive it.
+pub fn as_pid_one(program: &str) -> Vec<String> {
     let mut words = vec!["unshare".to_owned()];
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         words.extend(["--user".to_owned(), "--map-root-user".to_owned()]);
     }
     words.extend(
-        ["--pid", "--fork", "--mount-proc", "--kill-child", PIDVISOR]
+        ["--pid", "--fork", "--mount-proc", "--kill-child", program]
             .iter()
             .map(|w| (*w).to_owned()),
     );

@@ -7,7 +7,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::harness::{PATIENCE, PIDVISOR, TempDir, poll_until};
+use crate::harness::{PATIENCE, PIDVISOR, TempDir, as_pid_one};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/restart-policy");
 const FILES: [&str; 3] = [
@@ -57,8 +57,13 @@ fn the_readme_restart_policy_example_passes() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut command = Command::new("sh");
+    // test.sh runs as PID 1 of its own namespace, under a watchdog: if it fails or hangs,
+    // the pidvisor it started in the background goes with it instead of holding the
+    // output pipes (and this test) open.
+    let mut command = Command::new("timeout");
     command
+        .args(["--signal=KILL", &PATIENCE.as_secs().to_string()])
+        .args(as_pid_one("sh"))
         .arg("test.sh")
         .current_dir(&work)
         .env("PATH", path)
@@ -69,13 +74,7 @@ fn the_readme_restart_policy_example_passes() {
             command.env_remove(name);
         }
     }
-    let mut child = command.spawn().expect("sh test.sh");
-    let mut status = None;
-    poll_until(PATIENCE, "test.sh has finished", || {
-        status = child.try_wait().expect("try_wait");
-        status.map(|_| ()).ok_or_else(String::new)
-    });
-    let output = child.wait_with_output().expect("output");
+    let output = command.output().expect("sh test.sh");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report = format!(
         "--- stdout:\n{stdout}--- stderr:\n{}",
