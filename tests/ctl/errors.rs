@@ -115,8 +115,7 @@ fn without_a_socket_pidvisor_warns_and_runs_on() {
     // /proc refuses new folders: the socket cannot be created.
     let run = crate::harness::Launch::pid1(&dir, &["sh", "-c", "exit 6"])
         .env("PIDVISOR_SOCKET", "/proc/pidvisor-test/control.sock")
-        .start()
-        .finish(crate::harness::PATIENCE);
+        .run();
     run.assert_code(6);
     assert!(
         run.log_lines().iter().any(|l| l.starts_with(
