@@ -6,9 +6,11 @@
 //! service that fails either check is left out too, which can in turn leave out the
 //! services that wait for it.
 
+use std::cell::LazyCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, ConfigError};
@@ -24,14 +26,15 @@ pub struct ScanResult {
 
 /// Reads every service in `dir`. A missing `dir` simply has no services.
 pub fn scan(dir: &Path) -> ScanResult {
-    scan_with(dir, &UserDb::system())
+    // Read only when a service is loaded: `pidvisor -- CMD` alone never opens them.
+    scan_with(dir, LazyCell::new(UserDb::system))
 }
 
-fn scan_with(dir: &Path, users: &UserDb) -> ScanResult {
+fn scan_with(dir: &Path, users: impl Deref<Target = UserDb>) -> ScanResult {
     let mut result = ScanResult::default();
     let mut left_out = BTreeSet::new();
     for (name, path) in service_folders(dir, &mut result.problems) {
-        match config::load_service(&path, &name, users) {
+        match config::load_service(&path, &name, &users) {
             Ok(spec) => result.services.push(spec),
             Err(problems) => {
                 result.problems.extend(problems);
