@@ -671,6 +671,12 @@ impl Pidvisor {
                 return true;
             }
             if self.has_exited() {
+                // It may have done what was awaited just before it exited, and its last
+                // output may still be on the way: look once more with everything in.
+                self.await_pipes_closed();
+                if condition(self) {
+                    return true;
+                }
                 panic!(
                     "pidvisor exited ({:?}) while the test waited until {what}",
                     self.status
@@ -736,15 +742,7 @@ impl Pidvisor {
             }
         });
         let exited_at = Instant::now();
-        // The pipes close when the last process holding them is gone; in a namespace that
-        // is immediate, as a subreaper it is what pidvisor promises.
-        let closed = Instant::now();
-        while !(self.stdout.closed() && self.stderr.closed()) {
-            if closed.elapsed() > Duration::from_secs(10) {
-                panic!("pidvisor has exited but some process still holds its stdout or stderr");
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
+        self.await_pipes_closed();
         self.finished = true;
         Run {
             status: self.status.expect("exited"),
@@ -753,6 +751,19 @@ impl Pidvisor {
             stderr: self.stderr.text(),
             command_line: self.command_line.clone(),
             dir: self.dir.clone(),
+        }
+    }
+
+    /// After pidvisor's exit: waits until its stdout and stderr have been read to the end.
+    /// The pipes close when the last process holding them is gone; in a namespace that is
+    /// immediate, as a subreaper it is what pidvisor promises.
+    fn await_pipes_closed(&self) {
+        let closed = Instant::now();
+        while !(self.stdout.closed() && self.stderr.closed()) {
+            if closed.elapsed() > Duration::from_secs(10) {
+                panic!("pidvisor has exited but some process still holds its stdout or stderr");
+            }
+            thread::sleep(Duration::from_millis(1));
         }
     }
 

@@ -9,7 +9,7 @@ use std::thread;
 use serde_json::Value;
 
 use crate::harness::{PATIENCE, TempDir, fixture};
-use crate::support::{ctl, ctl_command, events_of, read_events, service, start};
+use crate::support::{ctl, ctl_command, events_of, read_events, service, start, wait_for_event};
 
 #[test]
 fn events_prints_the_history_for_people_and_as_json() {
@@ -127,6 +127,11 @@ fn the_events_file_is_complete_and_in_order_after_the_container_exits() {
     );
     let pidvisor = start(&dir, &[("PIDVISOR_TIME_SCALE", "0.01")]);
     ctl(&dir, &["wait", "crash", "--state", "failed"]).expect(0);
+    // The orphans must all be reaped before the end begins: otherwise the shutdown could
+    // stop their maker half-way, or reap them after the `shutdown` event.
+    wait_for_event(&dir, "the 5 orphans are reaped", |e| {
+        e["event"] == "orphans_reaped" && e["total"].as_u64() >= Some(5)
+    });
     ctl(&dir, &["signal", "last", "KILL"]).expect(0);
     pidvisor.finish(PATIENCE).assert_code(137);
 

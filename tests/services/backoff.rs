@@ -86,18 +86,19 @@ fn a_stable_run_restarts_at_once_and_resets_the_backoff() {
     let starts = layout.quoted("starts");
     let ends = layout.quoted("ends");
     // Runs 1 and 2 crash at once, run 3 runs stably (longer than stable-after) then
-    // crashes, run 4 crashes at once, run 5 stays up.
+    // crashes, run 4 crashes at once, run 5 stays up. A stable-after of 3 s keeps the
+    // quick runs quick even when a loaded machine is slow to start a shell.
     let body = format!(
         "{}\nrun=$(wc -l < {starts})\n\
          case $run in\n\
-           3) sleep 1.5 ;;\n\
+           3) sleep 3.5 ;;\n\
            5) exec sleep 1000 ;;\n\
          esac\n\
          date +%s%N >> {ends}\nexit 1",
         record_start(&layout)
     );
     let toml = "restart-delay = \"300ms\"\nrestart-factor = 4.0\nrestart-delay-max = \"10s\"\n\
-                stable-after = \"1s\"\nmax-restarts = 0\n";
+                stable-after = \"3s\"\nmax-restarts = 0\n";
     layout.service_with("flaky", &body, toml);
     let mut pidvisor = layout.start();
     layout.wait_for_lines(&mut pidvisor, "starts", 5);

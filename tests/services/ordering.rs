@@ -204,6 +204,9 @@ fn a_service_after_a_one_shot_starts_once_the_one_shot_has_finished_successfully
         .launch(&["sh", "-c", &format!("touch {main_ran}; exec sleep 1000")])
         .start();
     pidvisor.wait_for_file(&main_ran);
+    // `app` has no readiness check: it counts as up once spawned, so it may not have
+    // written its line yet.
+    layout.wait_for_lines(&mut pidvisor, "order", 2);
     pidvisor.signal(libc::SIGTERM);
     let run = pidvisor.finish(crate::harness::PATIENCE);
     assert_eq!(layout.lines("order"), ["setup", "app"], "{run}");

@@ -120,7 +120,8 @@ fn a_service_not_ready_within_its_timeout_is_stopped_and_its_policy_applies() {
         layout.service_with(
             name,
             &format!("trap 'touch {stopped}; exit 0' TERM\nsleep 1000 & wait"),
-            &format!("{ready}\nready-timeout = \"300ms\"\nrestart = \"never\"\n"),
+            // 2 s: time for a loaded machine to run the `trap` line before the stop.
+            &format!("{ready}\nready-timeout = \"2s\"\nrestart = \"never\"\n"),
         );
         layout.service_with(
             &format!("{name}-dep"),
@@ -136,7 +137,7 @@ fn a_service_not_ready_within_its_timeout_is_stopped_and_its_policy_applies() {
     for (name, _) in &kinds {
         assert!(
             run.stderr
-                .contains(&format!("{name}: not ready within 300ms: stopping it")),
+                .contains(&format!("{name}: not ready within 2s: stopping it")),
             "{run}"
         );
         assert!(

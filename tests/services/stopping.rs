@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{PATIENCE, ProcStat, children_of, descendants_of, proc_stat, timed};
+use crate::harness::{PATIENCE, ProcStat, descendants_of, proc_stat, timed};
 use crate::layout::{Layout, log_count};
 
 /// `run` ignores TERM and starts `sh -c 'sleep & wait'` (which inherits the ignored TERM):
@@ -20,8 +20,9 @@ fn alive(process: &ProcStat) -> bool {
 #[test]
 fn a_service_that_ignores_its_stop_signal_is_killed_with_its_whole_group() {
     let layout = Layout::new("stop-escalation");
-    // Never ready: stopped after 1 s, SIGKILLed 500 ms later; pidvisor keeps running.
-    let toml = "ready = { notify-fd = 3 }\nready-timeout = \"1s\"\nstop-timeout = \"500ms\"\n\
+    // Never ready: stopped after 4 s, SIGKILLed 500 ms later; pidvisor keeps running. The
+    // 4 s leave a loaded machine time to run the trap and to let the test see the family.
+    let toml = "ready = { notify-fd = 3 }\nready-timeout = \"4s\"\nstop-timeout = \"500ms\"\n\
                 restart = \"never\"\n";
     layout.service_with("stubborn", IGNORES_TERM, toml);
     let mut pidvisor = layout.start();
@@ -31,10 +32,11 @@ fn a_service_that_ignores_its_stop_signal_is_killed_with_its_whole_group() {
         family = descendants_of(pid1);
         family.iter().any(|p| p.comm == "sleep") && family.iter().any(|p| p.comm == "run")
     });
-    let wrapper = children_of(pid1)
-        .into_iter()
-        .find(|p| p.comm == "run")
-        .expect("the wrapper is pidvisor's child");
+    let wrapper = family
+        .iter()
+        .find(|p| p.comm == "run" && p.ppid == pid1)
+        .expect("the wrapper is pidvisor's child")
+        .clone();
     assert!(
         family.iter().all(|p| p.pgrp == wrapper.pid),
         "all in one group: {family:?}"
