@@ -471,7 +471,7 @@ impl Service {
             };
             info!("{}: not restarted ({why})", self.name());
             self.state = State::Finished;
-            return self.critical_stop(exit, success);
+            return self.critical_stop(exit);
         }
         if self.spec.max_restarts > 0 {
             let window_start = now.checked_sub(self.spec.restart_window);
@@ -490,7 +490,7 @@ impl Service {
                     self.spec.restart_window
                 );
                 self.state = State::Failed;
-                return self.critical_stop(exit, false);
+                return self.critical_stop(exit);
             }
             self.recent_restarts.push_back(now);
         }
@@ -540,14 +540,16 @@ impl Service {
         matches!(exit, Exit::Code(code) if self.spec.success_exit_codes.contains(&code))
     }
 
-    fn critical_stop(&self, exit: Exit, success: bool) -> Vec<Action> {
+    /// A critical service that ends for good ends the container, never with code 0: the
+    /// container was meant to run as long as the service, so its end is a failure to
+    /// whatever restarts containers (its own code, or 1 when that was 0).
+    fn critical_stop(&self, exit: Exit) -> Vec<Action> {
         if !self.spec.critical {
             return Vec::new();
         }
-        let exit_code = match (success, exit.exit_code()) {
-            (true, _) => 0,
-            (false, 0) => 1,
-            (false, code) => code,
+        let exit_code = match exit.exit_code() {
+            0 => 1,
+            code => code,
         };
         error!(
             "{}: critical service stopped for good: shutting the container down (exit code {exit_code})",
@@ -749,9 +751,10 @@ mod tests {
         assert_eq!(actions, vec![Action::ShutDownContainer { exit_code: 4 }]);
         assert_eq!(service.state, State::Finished);
 
+        // Even a clean exit ends the container with a failure: it was meant to run on.
         let mut service = running(never, t0);
         let actions = service.on_exit(Exit::Code(0), true, t0);
-        assert_eq!(actions, vec![Action::ShutDownContainer { exit_code: 0 }]);
+        assert_eq!(actions, vec![Action::ShutDownContainer { exit_code: 1 }]);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub struct ServiceSpec {
     /// A `down` file: not started at boot.
     pub start_down: bool,
     pub restart: RestartPolicy,
-    /// Exit codes that count as success for `restart = "on-failure"` and for `critical`.
+    /// Exit codes that count as success for `restart = "on-failure"`.
     pub success_exit_codes: Vec<i32>,
     pub backoff: Backoff,
     /// When the service has been restarted this many times within `restart_window`, it is

@@ -215,6 +215,21 @@ fn a_critical_service_that_ends_under_restart_never_stops_the_container() {
     );
 }
 
+#[test]
+fn a_critical_service_that_exits_0_still_ends_the_container_with_a_failure() {
+    let layout = Layout::new("critical-clean-exit");
+    let toml = "critical = true\nrestart = \"never\"\n";
+    layout.service_with("app", "exit 0", toml);
+    let run = layout.launch(&[]).run();
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(
+            "app: critical service stopped for good: shutting the container down (exit code 1)"
+        ),
+        "{run}"
+    );
+}
+
 /// Durations as long as service.toml and the command line accept (longer than a clock
 /// deadline can hold, and longer still under `--time-scale 1000`) make pidvisor wait as
 /// good as for ever; they never make it panic, which as PID 1 would end the container.
