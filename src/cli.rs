@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use crate::signals::Rewrites;
 
 /// Default time between the polite SIGTERM and the SIGKILL at shutdown: well under
 /// Docker's 10-second `docker stop` grace, so that our SIGKILL comes before Docker's.
@@ -49,6 +50,8 @@ pub struct Options {
     /// Time that remaining processes get between SIGTERM and SIGKILL at shutdown.
     pub grace: Duration,
     pub forward_to: ForwardTarget,
+    /// Signals sent in place of others to the main command (or the services).
+    pub rewrite: Rewrites,
     /// `services.d`: one folder per supervised service.
     pub services_dir: PathBuf,
     /// `cont-init.d`: scripts run once, in name order, before any service starts.
@@ -91,6 +94,7 @@ impl Default for Options {
             log_format: LogFormat::Text,
             grace: DEFAULT_GRACE,
             forward_to: ForwardTarget::Group,
+            rewrite: Rewrites::default(),
             services_dir: PathBuf::from(DEFAULT_SERVICES_DIR),
             init_dir: PathBuf::from("/etc/cont-init.d"),
             finish_dir: PathBuf::from("/etc/cont-finish.d"),
@@ -156,6 +160,8 @@ Options (each also settable by the environment variable shown):
                                                                  [PIDVISOR_GRACE, default 5s]
       --forward-to WHERE  group: forward signals to CMD's process group; pid: to CMD only
                                                                  [PIDVISOR_FORWARD_TO, default group]
+      --rewrite FROM:TO   send TO in place of FROM, e.g. TERM:QUIT (a graceful stop for nginx);
+                          TO 0 drops FROM; comma-separated or repeated  [PIDVISOR_REWRITE]
   -s, --services-dir DIR  one folder per service: DIR/<name>/run, finish, down, log/run,
                           service.toml                [PIDVISOR_SERVICES_DIR, default /etc/services.d]
       --init-dir DIR      scripts run once, in name order, before the services start
@@ -249,6 +255,10 @@ where
             "--log-format" => options.log_format = parse_log_format(&value(flag)?, flag)?,
             "-g" | "--grace" => options.grace = parse_grace(&value(flag)?, flag)?,
             "--forward-to" => options.forward_to = parse_forward_target(&value(flag)?, flag)?,
+            "--rewrite" => {
+                let more = parse_rewrites(&value(flag)?, flag)?;
+                options.rewrite = std::mem::take(&mut options.rewrite).and(more);
+            }
             "-s" | "--services-dir" => options.services_dir = PathBuf::from(value(flag)?),
             "--init-dir" => options.init_dir = PathBuf::from(value(flag)?),
             "--finish-dir" => options.finish_dir = PathBuf::from(value(flag)?),
@@ -289,6 +299,9 @@ where
     }
     if let Some(v) = var("PIDVISOR_FORWARD_TO") {
         options.forward_to = parse_forward_target(&v, "PIDVISOR_FORWARD_TO")?;
+    }
+    if let Some(v) = var("PIDVISOR_REWRITE") {
+        options.rewrite = parse_rewrites(&v, "PIDVISOR_REWRITE")?;
     }
     if let Some(v) = var("PIDVISOR_SERVICES_DIR") {
         options.services_dir = PathBuf::from(v);
@@ -362,6 +375,10 @@ fn parse_bool(value: &str, source: &str) -> Result<bool, UsageError> {
             "{source}: '{value}' is not a yes/no value; use 1 or 0"
         ))),
     }
+}
+
+fn parse_rewrites(value: &str, source: &str) -> Result<Rewrites, UsageError> {
+    Rewrites::parse(value).map_err(|reason| UsageError(format!("{source}: {reason}")))
 }
 
 fn parse_forward_target(value: &str, source: &str) -> Result<ForwardTarget, UsageError> {
@@ -548,6 +565,25 @@ mod tests {
         assert_eq!(options.grace, Duration::from_secs(1));
         assert_eq!(options.log_level, LogLevel::Debug);
         assert_eq!(options.forward_to, ForwardTarget::Pid);
+    }
+
+    #[test]
+    fn rewrites_come_from_the_environment_and_flags_add_to_them() {
+        let env = |name: &str| (name == "PIDVISOR_REWRITE").then(|| "TERM:QUIT,HUP:0".to_owned());
+        let list = ["--rewrite", "USR1:USR2", "--rewrite=HUP:INT", "sleep", "1"];
+        let Ok(Invocation::Run(options)) = parse(args(&list), env) else {
+            panic!("expected Run");
+        };
+        let rewrite = &options.rewrite;
+        assert_eq!(rewrite.apply(libc::SIGTERM), Some(libc::SIGQUIT));
+        assert_eq!(rewrite.apply(libc::SIGUSR1), Some(libc::SIGUSR2));
+        assert_eq!(rewrite.apply(libc::SIGHUP), Some(libc::SIGINT));
+        let err = parse(args(&["--rewrite", "KILL:TERM"]), |_| None).unwrap_err();
+        assert!(
+            err.0.starts_with("--rewrite: SIGKILL is not a signal"),
+            "{}",
+            err.0
+        );
     }
 
     #[test]

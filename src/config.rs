@@ -61,25 +61,6 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// A signal by name or number: `TERM`, `SIGTERM`, `sigterm`, `15`, `RTMIN+3`, `SIGRTMIN+3`.
-pub fn parse_signal(text: &str) -> Option<i32> {
-    let text = text.trim();
-    let all = 1..=libc::SIGRTMAX();
-    if let Ok(signo) = text.parse::<i32>() {
-        return all.contains(&signo).then_some(signo);
-    }
-    let upper = text.to_ascii_uppercase();
-    let mut full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    if full == "SIGRTMIN" {
-        full.push_str("+0");
-    }
-    all.into_iter().find(|&signo| signals::name(signo) == full)
-}
-
 /// The largest `service.toml` or `notification-fd` read.
 const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 
@@ -634,10 +615,10 @@ fn max_restarts(n: i64) -> Result<u32, Invalid> {
 
 fn signal(value: Scalar) -> Result<i32, Invalid> {
     let signo = match &value {
-        Scalar::Text(text) => parse_signal(text),
+        Scalar::Text(text) => signals::parse(text),
         Scalar::Int(n) => i32::try_from(*n)
             .ok()
-            .and_then(|n| parse_signal(&n.to_string())),
+            .and_then(|n| signals::parse(&n.to_string())),
     };
     signo.ok_or_else(|| {
         invalid(
@@ -955,20 +936,6 @@ mod tests {
             command,
             Readiness::Command("curl -sf localhost:8080/health".to_owned())
         );
-    }
-
-    #[test]
-    fn parses_signals_by_name_and_number() {
-        for text in ["TERM", "SIGTERM", "sigterm", " 15 "] {
-            assert_eq!(parse_signal(text), Some(libc::SIGTERM), "{text}");
-        }
-        assert_eq!(parse_signal("RTMIN+3"), Some(libc::SIGRTMIN() + 3));
-        assert_eq!(parse_signal("SIGRTMIN+3"), Some(libc::SIGRTMIN() + 3));
-        assert_eq!(parse_signal("rtmin"), Some(libc::SIGRTMIN()));
-        assert_eq!(parse_signal("KILL"), Some(libc::SIGKILL));
-        for text in ["", "NOPE", "0", "-15", "999", "SIG", "RTMIN+99"] {
-            assert_eq!(parse_signal(text), None, "{text}");
-        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Signal plumbing: which signals pidvisor takes, how they reach the event loop, and how a
-//! child gets a clean signal state back before `exec`.
+//! Signal plumbing: which signals pidvisor takes, how they reach the event loop, how a
+//! child gets a clean signal state back before `exec`, signal names, and the `--rewrite`
+//! table of signals sent in place of others.
 //!
 //! Every signal pidvisor acts on is blocked and read synchronously from a `signalfd`, so a
 //! signal that arrives before the main command exists waits in the queue instead of being
@@ -200,6 +201,77 @@ pub fn send(pid: i32, signo: c_int) -> io::Result<()> {
     }
 }
 
+/// A signal by name or number: `TERM`, `SIGTERM`, `sigterm`, `15`, `RTMIN+3`, `SIGRTMIN+3`.
+pub fn parse(text: &str) -> Option<c_int> {
+    let text = text.trim();
+    let all = 1..=libc::SIGRTMAX();
+    if let Ok(signo) = text.parse::<i32>() {
+        return all.contains(&signo).then_some(signo);
+    }
+    let upper = text.to_ascii_uppercase();
+    let mut full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    if full == "SIGRTMIN" {
+        full.push_str("+0");
+    }
+    all.into_iter().find(|&signo| name(signo) == full)
+}
+
+/// Signals sent in place of others (dumb-init's `--rewrite`), for the signals pidvisor
+/// forwards and the SIGTERM it sends the main command at shutdown: `TERM:QUIT` makes
+/// `docker stop` a graceful stop for nginx; `TO` = 0 drops the signal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewrites(Vec<(c_int, c_int)>);
+
+impl Rewrites {
+    /// Parses `FROM:TO[,FROM:TO...]`, each a name or number (`TERM:QUIT`, `WINCH:0`).
+    /// `FROM` must be a signal pidvisor forwards; a later pair for the same `FROM` wins.
+    pub fn parse(text: &str) -> Result<Rewrites, String> {
+        let mut pairs = Vec::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((from, to)) = pair.split_once(':') else {
+                return Err(format!("'{pair}' is not FROM:TO, e.g. TERM:QUIT"));
+            };
+            let from = parse(from).ok_or_else(|| format!("'{from}' is not a signal"))?;
+            if !is_forwarded(from) {
+                return Err(format!(
+                    "{} is not a signal pidvisor forwards (HUP INT QUIT TERM USR1 USR2 \
+                     WINCH CONT and the real-time ones), so it cannot be rewritten",
+                    name(from)
+                ));
+            }
+            let to = match to.trim() {
+                "0" => 0,
+                to => parse(to).ok_or_else(|| format!("'{to}' is not a signal (or 0)"))?,
+            };
+            pairs.retain(|&(f, _)| f != from);
+            pairs.push((from, to));
+        }
+        Ok(Rewrites(pairs))
+    }
+
+    /// These rewrites, then `later`'s, which win for the same `FROM`.
+    pub fn and(mut self, later: Rewrites) -> Rewrites {
+        for (from, to) in later.0 {
+            self.0.retain(|&(f, _)| f != from);
+            self.0.push((from, to));
+        }
+        self
+    }
+
+    /// The signal to send in place of `signo`; `None` when it is dropped.
+    pub fn apply(&self, signo: c_int) -> Option<c_int> {
+        match self.0.iter().find(|&&(from, _)| from == signo) {
+            Some(&(_, 0)) => None,
+            Some(&(_, to)) => Some(to),
+            None => Some(signo),
+        }
+    }
+}
+
 /// A readable name: `SIGTERM`, `SIGRTMIN+3`, or the number.
 pub fn name(signo: c_int) -> String {
     let known = match signo {
@@ -258,6 +330,49 @@ fn syscall_error(call: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_signals_by_name_and_number() {
+        for text in ["TERM", "SIGTERM", "sigterm", " 15 "] {
+            assert_eq!(parse(text), Some(libc::SIGTERM), "{text}");
+        }
+        assert_eq!(parse("RTMIN+3"), Some(libc::SIGRTMIN() + 3));
+        assert_eq!(parse("SIGRTMIN+3"), Some(libc::SIGRTMIN() + 3));
+        assert_eq!(parse("rtmin"), Some(libc::SIGRTMIN()));
+        assert_eq!(parse("KILL"), Some(libc::SIGKILL));
+        for text in ["", "NOPE", "0", "-15", "999", "SIG", "RTMIN+99"] {
+            assert_eq!(parse(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn rewrites_replace_drop_or_keep_a_signal() {
+        let rewrites = Rewrites::parse("TERM:QUIT, usr1:0,WINCH:USR2,WINCH:HUP").unwrap();
+        assert_eq!(rewrites.apply(libc::SIGTERM), Some(libc::SIGQUIT));
+        assert_eq!(rewrites.apply(libc::SIGUSR1), None);
+        assert_eq!(
+            rewrites.apply(libc::SIGWINCH),
+            Some(libc::SIGHUP),
+            "the last one wins"
+        );
+        assert_eq!(rewrites.apply(libc::SIGHUP), Some(libc::SIGHUP));
+        assert_eq!(Rewrites::parse("").unwrap(), Rewrites::default());
+        let both = Rewrites::parse("TERM:QUIT,HUP:0")
+            .unwrap()
+            .and(Rewrites::parse("TERM:INT").unwrap());
+        assert_eq!(both.apply(libc::SIGTERM), Some(libc::SIGINT));
+        assert_eq!(both.apply(libc::SIGHUP), None);
+        for (text, says) in [
+            ("TERM", "not FROM:TO"),
+            ("TERM:NOPE", "'NOPE' is not a signal"),
+            ("NOPE:TERM", "'NOPE' is not a signal"),
+            ("KILL:TERM", "SIGKILL is not a signal pidvisor forwards"),
+            ("CHLD:0", "SIGCHLD is not a signal pidvisor forwards"),
+        ] {
+            let err = Rewrites::parse(text).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
 
     #[test]
     fn forwards_the_documented_set_and_not_crash_signals() {

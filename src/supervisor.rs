@@ -51,7 +51,7 @@ use crate::reaper::{self, Exit, Remaining};
 use crate::scan;
 use crate::scripts;
 use crate::service::{Action, Service, State};
-use crate::signals::{self, Received, SignalQueue};
+use crate::signals::{self, Received, Rewrites, SignalQueue};
 use crate::spawn::{self, Setup};
 use crate::spec::{Readiness, RestartPolicy, ServiceSpec};
 use crate::sweep::{self, Scope};
@@ -176,6 +176,7 @@ pub struct Supervisor {
     scope: Scope,
     grace: Duration,
     forward_to: ForwardTarget,
+    rewrite: Rewrites,
     finish_dir: PathBuf,
     finish_timeout: Duration,
     init_continue_on_error: bool,
@@ -253,6 +254,7 @@ impl Supervisor {
             scope,
             grace: options.grace,
             forward_to: options.forward_to,
+            rewrite: options.rewrite.clone(),
             finish_dir: options.finish_dir.clone(),
             finish_timeout: options.finish_timeout,
             init_continue_on_error: options.init_continue_on_error,
@@ -591,11 +593,15 @@ impl Supervisor {
                 .collect(),
             _ => Vec::new(),
         };
+        let Some(sent) = self.rewrite.apply(signo) else {
+            debug!("{} dropped (--rewrite)", signals::name(signo));
+            return;
+        };
         for target in targets {
-            if let Err(err) = signals::send(target, signo)
+            if let Err(err) = signals::send(target, sent)
                 && err.raw_os_error() != Some(libc::ESRCH)
             {
-                warn!("forwarding {} to {target}: {err}", signals::name(signo));
+                warn!("forwarding {} to {target}: {err}", signals::name(sent));
             }
         }
     }
@@ -890,8 +896,11 @@ impl Supervisor {
                 if let Main::Running { pid } = self.main
                     && self.exit_code.is_some()
                 {
-                    // Shutdown for another reason than a signal: ask the main command too.
-                    let _ = signals::send(-pid, libc::SIGTERM);
+                    // Shutdown for another reason than a signal: ask the main command too,
+                    // as a `docker stop` would (rewritten as it would be).
+                    if let Some(signo) = self.rewrite.apply(libc::SIGTERM) {
+                        let _ = signals::send(-pid, signo);
+                    }
                 }
             }
             _ => {}

@@ -13,7 +13,6 @@ use nix::sys::epoll::EpollFlags;
 use serde_json::json;
 
 use super::{Stage, Supervisor};
-use crate::config;
 use crate::control::ClientId;
 use crate::control::protocol::{
     self, ErrorCode, LastExit, Refusal, Request, ServiceStatus, StateName,
@@ -143,7 +142,7 @@ impl Supervisor {
             }
             Request::Signal { service, signal } => {
                 let index = self.find(&service)?;
-                let signo = config::parse_signal(&signal).ok_or_else(|| {
+                let signo = signals::parse(&signal).ok_or_else(|| {
                     Refusal::new(
                         ErrorCode::BadSignal,
                         format!("'{signal}' is not a signal; use a name like TERM, HUP, USR1 or a number"),

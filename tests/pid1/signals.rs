@@ -1,12 +1,14 @@
 //! Signal forwarding: HUP INT QUIT TERM USR1 USR2 WINCH CONT and the real-time signals
 //! sent to pidvisor reach the main command, one by one and in order. By default they go
 //! to the main command's whole process group; with `--forward-to pid` (or
-//! `PIDVISOR_FORWARD_TO=pid`) only to the main command itself.
+//! `PIDVISOR_FORWARD_TO=pid`) only to the main command itself. With `--rewrite FROM:TO`
+//! (or `PIDVISOR_REWRITE`) the main command gets TO in place of FROM, or nothing for TO 0.
 //!
 //! The main command is `tests/fixtures/sigrecorder.py`, which appends the name of every
 //! signal it gets to a file and exits 0 after TERM, INT or QUIT.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 
 use crate::harness::{Launch, PATIENCE, Pidvisor, TempDir, fixture, python};
 
@@ -166,4 +168,45 @@ fn forward_to_pid_reaches_the_main_command_only() {
             "USR1 must not reach the child: {child_got:?}\n{run}"
         );
     }
+}
+
+#[test]
+fn rewritten_signals_reach_the_main_command_as_their_replacement_or_not_at_all() {
+    let dir = TempDir::new("rewrite");
+    let outfile = dir.file("signals");
+    // TERM becomes QUIT (nginx's graceful stop) and still shuts pidvisor down; USR1 is
+    // dropped; HUP becomes USR2.
+    let options = ["--rewrite", "TERM:QUIT,USR1:0", "--rewrite", "HUP:USR2"];
+    let mut pidvisor = start_recorder(&dir, &options, &outfile, None);
+    pidvisor.signal(libc::SIGUSR1);
+    // Forwarded in order: had USR1 been passed on, it would be recorded before USR2.
+    send_and_await(&mut pidvisor, libc::SIGHUP, &outfile, &["SIGUSR2"]);
+    pidvisor.signal(libc::SIGTERM);
+    let run = pidvisor.finish(PATIENCE);
+    run.assert_code(0);
+    assert_eq!(recorded(&outfile), ["SIGUSR2", "SIGQUIT"], "{run}");
+}
+
+#[test]
+fn a_shutdown_asked_for_by_pidvisorctl_stops_the_main_command_with_the_rewritten_signal() {
+    let dir = TempDir::new("rewrite-env");
+    let outfile = dir.file("signals");
+    let recorder = fixture("sigrecorder.py");
+    let socket = dir.file("control.sock");
+    let args = [python(), &recorder, &outfile];
+    let mut pidvisor = Launch::pid1(&dir, &args)
+        .env("PIDVISOR_REWRITE", "TERM:INT")
+        .env("PIDVISOR_SOCKET", &socket)
+        .start();
+    pidvisor.wait_for_file(&format!("{outfile}.ready"));
+    let status = std::process::Command::new(crate::harness::PIDVISOR)
+        .arg0("pidvisorctl")
+        .args(["shutdown", "--exit-code", "5"])
+        .env("PIDVISOR_SOCKET", &socket)
+        .status()
+        .expect("pidvisorctl");
+    assert!(status.success(), "pidvisorctl shutdown: {status:?}");
+    let run = pidvisor.finish(PATIENCE);
+    run.assert_code(5);
+    assert_eq!(recorded(&outfile), ["SIGINT"], "{run}");
 }
