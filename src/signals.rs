@@ -230,7 +230,7 @@ impl Rewrites {
     /// Parses `FROM:TO[,FROM:TO...]`, each a name or number (`TERM:QUIT`, `WINCH:0`).
     /// `FROM` must be a signal pidvisor forwards; a later pair for the same `FROM` wins.
     pub fn parse(text: &str) -> Result<Rewrites, String> {
-        let mut pairs = Vec::new();
+        let mut rewrites = Rewrites::default();
         for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((from, to)) = pair.split_once(':') else {
                 return Err(format!("'{pair}' is not FROM:TO, e.g. TERM:QUIT"));
@@ -247,19 +247,22 @@ impl Rewrites {
                 "0" => 0,
                 to => parse(to).ok_or_else(|| format!("'{to}' is not a signal (or 0)"))?,
             };
-            pairs.retain(|&(f, _)| f != from);
-            pairs.push((from, to));
+            rewrites.set(from, to);
         }
-        Ok(Rewrites(pairs))
+        Ok(rewrites)
     }
 
     /// These rewrites, then `later`'s, which win for the same `FROM`.
     pub fn and(mut self, later: Rewrites) -> Rewrites {
         for (from, to) in later.0 {
-            self.0.retain(|&(f, _)| f != from);
-            self.0.push((from, to));
+            self.set(from, to);
         }
         self
+    }
+
+    fn set(&mut self, from: c_int, to: c_int) {
+        self.0.retain(|&(f, _)| f != from);
+        self.0.push((from, to));
     }
 
     /// The signal to send in place of `signo`; `None` when it is dropped.

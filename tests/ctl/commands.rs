@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::harness::{PATIENCE, TempDir};
-use crate::support::{ctl, events_of, read_events, service, start, status, wait_for_event};
+use crate::harness::{Launch, PATIENCE, TempDir, fixture, python};
+use crate::support::{ctl, events_of, read_events, service, socket, start, status, wait_for_event};
 
 #[test]
 fn status_shows_state_pid_uptime_restarts_last_exit_and_next_restart() {
@@ -261,6 +261,23 @@ fn shutdown_stops_the_container_with_the_exit_code_asked_for() {
         Some("exit".into())
     );
     assert_eq!(events.last().map(|e| e["code"].clone()), Some(7.into()));
+}
+
+#[test]
+fn shutdown_stops_the_main_command_with_its_rewritten_signal() {
+    let dir = TempDir::new("ctl-shutdown-rewrite");
+    let outfile = dir.file("signals");
+    let recorder = fixture("sigrecorder.py");
+    let mut pidvisor = Launch::pid1(&dir, &[python(), &recorder, &outfile])
+        .env("PIDVISOR_REWRITE", "TERM:INT")
+        .env("PIDVISOR_SOCKET", &socket(&dir))
+        .start();
+    pidvisor.wait_for_file(&format!("{outfile}.ready"));
+    ctl(&dir, &["shutdown", "--exit-code", "5"]).expect(0);
+    let run = pidvisor.finish(PATIENCE);
+    run.assert_code(5);
+    let recorded = std::fs::read_to_string(&outfile).unwrap_or_default();
+    assert_eq!(recorded.lines().collect::<Vec<_>>(), ["SIGINT"], "{run}");
 }
 
 #[test]

@@ -8,7 +8,6 @@
 //! signal it gets to a file and exits 0 after TERM, INT or QUIT.
 
 use std::fs;
-use std::os::unix::process::CommandExt;
 
 use crate::harness::{Launch, PATIENCE, Pidvisor, TempDir, fixture, python};
 
@@ -185,28 +184,4 @@ fn rewritten_signals_reach_the_main_command_as_their_replacement_or_not_at_all()
     let run = pidvisor.finish(PATIENCE);
     run.assert_code(0);
     assert_eq!(recorded(&outfile), ["SIGUSR2", "SIGQUIT"], "{run}");
-}
-
-#[test]
-fn a_shutdown_asked_for_by_pidvisorctl_stops_the_main_command_with_the_rewritten_signal() {
-    let dir = TempDir::new("rewrite-env");
-    let outfile = dir.file("signals");
-    let recorder = fixture("sigrecorder.py");
-    let socket = dir.file("control.sock");
-    let args = [python(), &recorder, &outfile];
-    let mut pidvisor = Launch::pid1(&dir, &args)
-        .env("PIDVISOR_REWRITE", "TERM:INT")
-        .env("PIDVISOR_SOCKET", &socket)
-        .start();
-    pidvisor.wait_for_file(&format!("{outfile}.ready"));
-    let status = std::process::Command::new(crate::harness::PIDVISOR)
-        .arg0("pidvisorctl")
-        .args(["shutdown", "--exit-code", "5"])
-        .env("PIDVISOR_SOCKET", &socket)
-        .status()
-        .expect("pidvisorctl");
-    assert!(status.success(), "pidvisorctl shutdown: {status:?}");
-    let run = pidvisor.finish(PATIENCE);
-    run.assert_code(5);
-    assert_eq!(recorded(&outfile), ["SIGINT"], "{run}");
 }
