@@ -61,7 +61,11 @@ pub fn parse(
             "--notify-fd" => &mut notify_fd,
             "--drain" => &mut drain,
             "--node" => &mut node,
-            _ => return Err(format!("unknown flag {flag}")),
+            _ => {
+                return Err(format!(
+                    "unknown flag {flag}; webapp --help lists the flags"
+                ));
+            }
         };
         let value = match inline_value {
             Some(value) => value,

@@ -88,7 +88,7 @@ fn main() -> ExitCode {
 }
 
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("webapp: {message}\nwebapp: see webapp --help");
+    eprintln!("webapp: {message}");
     ExitCode::from(USAGE_ERROR)
 }
 
