@@ -12,9 +12,11 @@
 //! | `GET /exit?code=3`   | answers, then exits with that status (0 to 255; default 1)    |
 //! | `GET /crash?signal=SEGV` | answers, then dies of that signal (a name, with or without `SIG`, or a number; default SEGV) |
 //!
-//! A bad parameter gets `400` with a message, an unknown path `404`, a method other than
-//! GET or HEAD `405`. The last four endpoints are for trying a supervisor's restart
-//! policies, memory limits and drain by hand: do not expose them to the internet.
+//! A bad parameter gets `400` with a message (so does a signal that would not end the
+//! process, such as CHLD or STOP), an unknown path `404`, a method other than GET or HEAD
+//! `405`, and a request beyond 512 in flight `503`. The last four endpoints are for trying
+//! a supervisor's restart policies, memory limits and drain by hand: do not expose them to
+//! the internet.
 //!
 //! **Access log.** One line per request on stdout, written and flushed as the request
 //! ends (this is what the log forwarder ships), six fields separated by single spaces:
