@@ -8,7 +8,7 @@
 //! | `GET /`              | node name, address, page counter, requests in flight, pid and uptime; HTML, or JSON with `Accept: application/json` |
 //! | `GET /health`        | `200 ok` while serving, `503 draining` from the first SIGTERM on |
 //! | `GET /slow?ms=500`   | answers after that many milliseconds (0 to 60000; default 1000) |
-//! | `GET /leak?mb=64`    | allocates, touches and keeps that many MiB (1 to 1024; default 10) |
+//! | `GET /leak?mb=64`    | allocates, touches and keeps that many MiB (1 to 1024; default 10); `507` if it cannot |
 //! | `GET /exit?code=3`   | answers, then exits with that status (0 to 255; default 1)    |
 //! | `GET /crash?signal=SEGV` | answers, then dies of that signal (a name, with or without `SIG`, or a number; default SEGV) |
 //!
