@@ -23,11 +23,18 @@ pub fn parse_signal(text: &str) -> Result<Signal, String> {
         }
     }
     .ok_or_else(|| format!("{text:?} is not a signal; write e.g. SEGV, ABRT, KILL or 9"))?;
-    use Signal::*;
-    if matches!(
+    let ends_the_process = !matches!(
         signal,
-        SIGCHLD | SIGCONT | SIGURG | SIGWINCH | SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU
-    ) {
+        Signal::SIGCHLD
+            | Signal::SIGCONT
+            | Signal::SIGURG
+            | Signal::SIGWINCH
+            | Signal::SIGSTOP
+            | Signal::SIGTSTP
+            | Signal::SIGTTIN
+            | Signal::SIGTTOU
+    );
+    if !ends_the_process {
         return Err(format!(
             "{signal} does not end a process; pick one that does, e.g. SEGV, ABRT or KILL"
         ));
