@@ -180,7 +180,15 @@ impl Agent {
             return;
         };
         let own = self.foca.identity().addr;
-        for seed in seeds.into_iter().filter(|seed| *seed != own) {
+        let others: Vec<SocketAddr> = seeds.iter().copied().filter(|seed| *seed != own).collect();
+        if others.is_empty() && !seeds.is_empty() {
+            // The same --join everywhere names this node too: it starts the cluster.
+            tracing::info!("join: the only seed is this node, it starts the cluster");
+            self.joiner.joined();
+            self.readiness.ready();
+            return;
+        }
+        for seed in others {
             tracing::info!("join: announcing to {seed}");
             if let Err(error) = self.foca.announce(NodeId::seed(seed), &mut self.runtime) {
                 tracing::warn!("join: announcing to {seed}: {error}");

@@ -16,5 +16,6 @@ mod network;
 mod node;
 
 mod bad_input;
+mod handlers;
 mod membership;
 mod readiness;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::harness::{PIDVISOR, TempDir, descendants_of, poll_until, wait_until};
+use crate::harness::{PIDVISOR, ProcStat, TempDir, descendants_of, poll_until, wait_until};
 
 /// How long anything in these tests may take: failure detection is about 6 s, joins with
 /// backoff a few more; on a loaded machine, much more.
@@ -77,6 +77,8 @@ impl Node {
                 .expect("chmod record.sh");
         }
         let socket = dir.file(&format!("{name}.sock"));
+        // Not pidvisor's default in /run: the nodes share the host's file system.
+        let control = dir.file(&format!("pidvisor-{name}.sock"));
         let bind = format!("{address}:{PORT}");
         let zone = format!("zone={name}-zone");
         let mut agent = vec![
@@ -98,7 +100,7 @@ impl Node {
         let mut process = Command::new("ip")
             .args(["netns", "exec", namespace])
             .args(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
-            .args([PIDVISOR, "--"])
+            .args([PIDVISOR, "--socket", &control, "--"])
             .arg(gossip_binary())
             .args(&agent)
             .stdin(Stdio::null())
@@ -222,6 +224,11 @@ impl Node {
                 }
             },
         );
+    }
+
+    /// Every process of the node, as seen from the host.
+    pub fn processes(&self) -> Vec<ProcStat> {
+        descendants_of(i32::try_from(self.process.id()).expect("pid fits i32"))
     }
 
     /// The host pid of the process named `command` in this node's PID namespace.
