@@ -1,8 +1,9 @@
-//! Three agents on one LAN: convergence, handlers, crash, graceful leave, late seed.
+//! Three agents on one LAN: convergence, handlers, crash and restart, graceful leave,
+//! late seed.
 
 use crate::harness::TempDir;
 use crate::network::Lan;
-use crate::node::{Node, now};
+use crate::node::{Node, PATIENCE, now};
 
 /// A failure must reach the others within this: foca's LAN profile takes about 6 s (a
 /// probe period, its indirect probes, 4 s of suspicion); the rest is room for a loaded
@@ -57,8 +58,8 @@ fn three_agents_converge_and_handlers_get_serf_environment_and_stdin() {
     let own = first.wait_for_event("member-join", "n1");
     assert_eq!(own.environment, "self=n1 role=web zone=n1-zone");
     assert_eq!(own.members, ["n1\t10.77.0.1\tweb\trole=web,zone=n1-zone"]);
-    for (joiner, started) in &nodes[1..] {
-        for (node, _) in nodes.iter().filter(|(node, _)| node.name != joiner.name) {
+    for (index, (joiner, started)) in nodes.iter().enumerate().skip(1) {
+        for (earlier, (node, _)) in nodes.iter().enumerate().filter(|(i, _)| *i != index) {
             let seen = node.wait_for_event("member-join", &joiner.name);
             let line = format!(
                 "{}\t{}\tweb\trole=web,zone={}-zone",
@@ -69,22 +70,24 @@ fn three_agents_converge_and_handlers_get_serf_environment_and_stdin() {
                 seen.environment,
                 format!("self={0} role=web zone={0}-zone", node.name)
             );
-            eprintln!(
-                "join: {} started, {} ran its member-join handler {:.3} s later",
-                joiner.name,
-                node.name,
-                seen.at - started
-            );
+            if earlier < index {
+                eprintln!(
+                    "join: {} started, {} ran its member-join handler {:.3} s later",
+                    joiner.name,
+                    node.name,
+                    seen.at - started
+                );
+            }
         }
     }
     first.wait_for_log("handler member-join: recorded member-join");
 }
 
 #[test]
-fn kill_9_of_an_agent_is_member_failed_at_the_others() {
+fn kill_9_of_an_agent_is_member_failed_at_the_others_and_its_restart_a_join() {
     let dir = TempDir::new("gossip-failed");
     let mut lan = Lan::new();
-    let nodes = cluster(&dir, &mut lan, 3);
+    let mut nodes = cluster(&dir, &mut lan, 3);
     for (node, _) in &nodes {
         wait_for_members(node, &all_alive(3));
     }
@@ -111,6 +114,43 @@ fn kill_9_of_an_agent_is_member_failed_at_the_others() {
             node.events()
         );
         node.wait_for_members(&[("n1", "alive"), ("n2", "alive"), ("n3", "failed")]);
+    }
+
+    // The same node comes back (as pidvisor would restart it): a join again.
+    let status = nodes[2].0.wait_for_exit();
+    assert!(
+        !status.success(),
+        "a node whose agent got SIGKILL exited with {status}"
+    );
+    let (namespace, address) = (lan.namespace(3), nodes[2].0.address.clone());
+    let restarted = now();
+    let _back = Node::start(
+        &dir,
+        &namespace,
+        &address,
+        "n3",
+        &["--join", "10.77.0.1:7946"],
+    );
+    for (node, _) in &nodes[..2] {
+        let mut joins = Vec::new();
+        crate::harness::wait_until(
+            PATIENCE,
+            format!("{} sees n3 join again", node.name),
+            || {
+                joins = node
+                    .events()
+                    .into_iter()
+                    .filter(|seen| seen.event == "member-join" && seen.concerns("n3"))
+                    .collect();
+                joins.len() >= 2
+            },
+        );
+        eprintln!(
+            "rejoin: n3 restarted, {} ran member-join {:.3} s later",
+            node.name,
+            joins[1].at - restarted
+        );
+        wait_for_members(node, &all_alive(3));
     }
 }
 

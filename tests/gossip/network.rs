@@ -58,6 +58,11 @@ impl Lan {
         (namespace, address)
     }
 
+    /// The namespace of node `number` (1, 2, ...), added before.
+    pub fn namespace(&self, number: usize) -> String {
+        self.nodes[number - 1].clone()
+    }
+
     fn ip_in_hub(&self, args: &[&str]) {
         let mut words = vec!["-n", self.hub.as_str()];
         words.extend_from_slice(args);
