@@ -4,16 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::handlers::HandlerSpec;
 
-pub const DEFAULT_BIND: &str = "0.0.0.0:7946";
-pub const DEFAULT_SOCKET: &str = "/run/gossip.sock";
-pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_PORT: u16 = 7946;
+const DEFAULT_SOCKET: &str = "/run/gossip.sock";
+const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Name and tags ride in every foca message that names the node (1400 bytes at most, with
 /// several members each): they must stay small.
@@ -117,9 +117,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, UsageError> {
 
 fn parse_agent(mut words: Words) -> Result<Command, UsageError> {
     let mut options = AgentOptions {
-        bind: DEFAULT_BIND
-            .parse()
-            .map_err(|_| UsageError("bad default".into()))?,
+        bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT)),
         joins: Vec::new(),
         advertise: None,
         node: None,
