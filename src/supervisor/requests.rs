@@ -3,7 +3,7 @@
 //! reached the state it asked for (or cannot, or the timeout has passed).
 //!
 //! The connection work is [`crate::control`]'s; the decisions stay with the state machine
-//! ([`crate::service`]): a request only calls its `start`/`stop` like the supervisor does.
+//! ([`crate::services::service`]): a request only calls its `start`/`stop` like the supervisor does.
 //! A wait is a [`Waiter`], checked once per round of the event loop, and its timeout is one
 //! more deadline of the loop: nothing here blocks.
 
@@ -13,15 +13,15 @@ use nix::sys::epoll::EpollFlags;
 use serde_json::json;
 
 use super::{Stage, Supervisor};
-use crate::control::ClientId;
 use crate::control::protocol::{
     self, ErrorCode, LastExit, Refusal, Request, ServiceStatus, StateName,
 };
+use crate::control::server::ClientId;
 use crate::duration::deadline_after;
-use crate::events::{rfc3339, seconds};
-use crate::reaper::Exit;
-use crate::service::State;
-use crate::signals;
+use crate::init::reaper::Exit;
+use crate::init::signals;
+use crate::output::events::{rfc3339, seconds};
+use crate::services::service::State;
 
 /// A request waiting for a service to reach a goal.
 pub(super) struct Waiter {

@@ -5,7 +5,7 @@
 //! idle container costs zero wake-ups. Every event source is a file descriptor registered
 //! here (the signalfd, each service's output pipes, readiness pipes and probe sockets, the
 //! control socket and its clients), and every timed step is a deadline, never a sleep.
-//! Services decide in [`crate::service`]; this file carries out their actions and routes
+//! Services decide in [`crate::services::service`]; this file carries out their actions and routes
 //! events to them. Control requests are carried out in `requests`, and state changes
 //! become life-cycle events in `observe`.
 //!
@@ -41,27 +41,27 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use tracing::{debug, error, info, warn};
 
 use crate::cli::{ForwardTarget, Options};
-use crate::control::{self, ControlServer};
+use crate::control::server::{self, ControlServer};
 use crate::duration::deadline_after;
-use crate::events::{self, Clock, Event, EventLog};
-use crate::limits;
-use crate::logs::{LineRelay, LogPipe, Scratch, Sink};
-use crate::probe::{Notification, NotifyPipe, TcpProbe};
-use crate::reaper::{self, Exit, Remaining};
-use crate::scan;
-use crate::scripts;
-use crate::service::{Action, Service, State};
-use crate::signals::{self, Received, Rewrites, SignalQueue};
-use crate::spawn::{self, Setup};
-use crate::spec::{Readiness, RestartPolicy, ServiceSpec};
-use crate::sweep::{self, Scope};
+use crate::init::limits;
+use crate::init::reaper::{self, Exit, Remaining};
+use crate::init::signals::{self, Received, Rewrites, SignalQueue};
+use crate::init::spawn::{self, Setup};
+use crate::init::sweep::{self, Scope};
+use crate::output::events::{self, Clock, Event, EventLog};
+use crate::output::logs::{LineRelay, LogPipe, Scratch, Sink};
+use crate::services::probe::{Notification, NotifyPipe, TcpProbe};
+use crate::services::scan;
+use crate::services::scripts;
+use crate::services::service::{Action, Service, State};
+use crate::services::spec::{Readiness, RestartPolicy, ServiceSpec};
 
 mod observe;
 mod output;
 mod requests;
 
 /// Token of the signalfd in the epoll set; slot tokens are `(index + 1) << 2 | kind`; the
-/// control socket's tokens have the top bit set ([`control::TOKEN_BIT`]).
+/// control socket's tokens have the top bit set ([`server::TOKEN_BIT`]).
 const SIGNALS: u64 = 0;
 const STDOUT: u64 = 0;
 const STDERR: u64 = 1;
@@ -221,8 +221,10 @@ impl Supervisor {
                 EpollEvent::new(EpollFlags::EPOLLIN, SIGNALS),
             )
             .map_err(|e| io::Error::other(format!("epoll_ctl(signalfd): {e}")))?;
-        for sink in crate::outlet::outlets() {
-            let fallback = crate::outlet::lock(sink).fallback().map(str::to_owned);
+        for sink in crate::output::outlet::outlets() {
+            let fallback = crate::output::outlet::lock(sink)
+                .fallback()
+                .map(str::to_owned);
             if let Some(why) = fallback {
                 warn!(
                     "{sink}: writing blocking ({why}): a reader that stops reading will \
@@ -379,7 +381,7 @@ impl Supervisor {
             match self.epoll.wait(&mut events, timeout) {
                 Ok(ready) => {
                     for event in &events[..ready] {
-                        if control::owns_token(event.data()) {
+                        if server::owns_token(event.data()) {
                             self.on_control_ready(event.data(), event.events());
                         } else if output::owns_token(event.data()) {
                             self.on_outlet_writable(event.data());

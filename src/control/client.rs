@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli::DEFAULT_SOCKET;
-use crate::control::protocol::{self, Request, ServiceStatus, StateName};
+use crate::control::protocol::{self, DEFAULT_SOCKET, Request, ServiceStatus, StateName};
 use crate::duration::{deadline_after, parse_duration};
+use crate::output::console;
 
 pub const OK: u8 = 0;
 pub const REFUSED: u8 = 1;
@@ -251,7 +251,7 @@ where
 /// pidvisorctl's `main`.
 pub fn main(args: impl Iterator<Item = OsString>) -> ExitCode {
     match parse(args, |name| std::env::var(name).ok()) {
-        Ok(Invocation::Help) => match crate::print_stdout(HELP) {
+        Ok(Invocation::Help) => match console::print_stdout(HELP) {
             true => ExitCode::SUCCESS,
             false => ExitCode::FAILURE,
         },
@@ -261,7 +261,7 @@ pub fn main(args: impl Iterator<Item = OsString>) -> ExitCode {
             json,
         }) => ExitCode::from(run(&socket, &request, json)),
         Err(err) => {
-            crate::print_stderr(&format!("pidvisorctl: {err} (see 'pidvisorctl --help')\n"));
+            console::print_stderr(&format!("pidvisorctl: {err} (see 'pidvisorctl --help')\n"));
             ExitCode::from(USAGE)
         }
     }
@@ -274,7 +274,7 @@ fn run(socket: &Path, request: &Request, json: bool) -> u8 {
     match talk(socket, request, json) {
         Ok(()) => OK,
         Err(Failure(code, message)) => {
-            crate::print_stderr(&format!("pidvisorctl: {message}\n"));
+            console::print_stderr(&format!("pidvisorctl: {message}\n"));
             code
         }
     }

@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 use crate::duration::deadline_after;
-use crate::reaper::Exit;
-use crate::signals;
-use crate::spec::{Readiness, RestartPolicy, ServiceSpec};
+use crate::init::reaper::Exit;
+use crate::init::signals;
+use crate::services::spec::{Readiness, RestartPolicy, ServiceSpec};
 
 /// The exit code that a `finish` script uses to say "do not restart" (s6's rule).
 pub const FINISH_NO_RESTART: i32 = 125;
@@ -573,7 +573,7 @@ fn random_fraction() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Backoff;
+    use crate::services::spec::Backoff;
     use std::path::PathBuf;
 
     fn spec() -> ServiceSpec {

@@ -21,9 +21,11 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use crate::duration::parse_duration;
-use crate::signals;
-use crate::spec::{Backoff, Credentials, Readiness, RestartPolicy, ServiceSpec};
-use crate::users::UserDb;
+use crate::init::signals;
+use crate::init::spawn::Credentials;
+use crate::services::config_file::read_config_file;
+use crate::services::spec::{Backoff, Readiness, RestartPolicy, ServiceSpec};
+use crate::services::users::UserDb;
 
 /// The fix for a file that cannot be read.
 const READABLE: &str = "make it readable by pidvisor (check its permissions)";
@@ -63,27 +65,6 @@ impl fmt::Display for ConfigError {
 
 /// The largest `service.toml` or `notification-fd` read.
 const MAX_CONFIG_FILE: u64 = 1024 * 1024;
-
-/// Reads a configuration file of at most `limit` bytes without ever blocking: a FIFO (or
-/// a device such as /dev/zero) where a file should be is refused, not read for ever
-/// before the event loop has even started.
-pub fn read_config_file(path: &Path, limit: u64) -> io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(io::Error::other(format!("larger than {limit} bytes")));
-    }
-    String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
-}
 
 /// Reads the service folder at `path` (as the user wrote it, for messages) and its
 /// `service.toml`, resolving `user`/`group` in `users`.
@@ -780,7 +761,7 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::test_dir::TempDir;
+    use crate::services::test_dir::TempDir;
     use std::os::unix::ffi::OsStringExt;
 
     /// Loads service `svc` with this `service.toml` (if any), with an empty user database.
