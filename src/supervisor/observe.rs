@@ -9,33 +9,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::Supervisor;
+use super::state::{Observed, Supervisor};
 use tracing::warn;
 
 use crate::init::reaper::Exit;
 use crate::init::signals;
 use crate::output::events::{self, Event};
 use crate::services::service::State;
-
-/// What was last reported about a service.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Observed {
-    state: State,
-    restarts: u32,
-    /// A `stopped` event was sent for the current down time (a stop that runs a finish
-    /// script passes through `down` twice; it is reported once).
-    stop_reported: bool,
-}
-
-impl Default for Observed {
-    fn default() -> Self {
-        Observed {
-            state: State::Down,
-            restarts: 0,
-            stop_reported: false,
-        }
-    }
-}
 
 impl Supervisor {
     /// Records an event and sends it to every follower.

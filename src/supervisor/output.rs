@@ -14,7 +14,7 @@ use std::time::Instant;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use tracing::warn;
 
-use super::{STDERR, STDOUT, Supervisor, token};
+use super::state::{STDERR, STDOUT, Supervisor, token};
 use crate::output::logs::LineRelay;
 use crate::output::outlet::{self, Sink};
 
