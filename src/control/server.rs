@@ -11,25 +11,31 @@
 //! client `TOKEN_BIT | id`). A client that sends garbage gets an error line; one that
 //! sends a line longer than [`protocol::MAX_REQUEST`], or nothing for [`IDLE_TIMEOUT`],
 //! gets an error line and is closed; one that does not read its replies for
-//! [`WRITE_TIMEOUT`], or lets more than [`FOLLOW_LIMIT`] bytes of events pile up, is
-//! dropped. Requests on one connection are carried out one at a time, each once the
-//! previous reply has gone out; meanwhile pidvisor reads no more from that client, so what
-//! it sends stays in the socket instead of in pidvisor's memory. No client can make the
-//! loop wait, so signals, reaping and restarts never do.
+//! [`WRITE_TIMEOUT`](connection::WRITE_TIMEOUT), or lets more than [`FOLLOW_LIMIT`] bytes
+//! of events pile up, is dropped. Requests on one connection are carried out one at a
+//! time, each once the previous reply has gone out; meanwhile pidvisor reads no more from
+//! that client, so what it sends stays in the socket instead of in pidvisor's memory. No
+//! client can make the loop wait, so signals, reaping and restarts never do.
+//!
+//! One client's state and buffers are a `connection::Client`; creating the socket file and
+//! removing it at exit are in `socket`.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use tracing::{debug, info, warn};
 
 use crate::control::protocol::{self, ErrorCode, Refusal, Request};
+
+mod connection;
+mod socket;
+
+use connection::{Client, IDLE_TIMEOUT, Mode, is_transient, peer_uid};
 
 /// Set in every epoll token that belongs to the control socket (a token space of its own,
 /// apart from the signalfd's and the services').
@@ -38,19 +44,10 @@ pub const TOKEN_BIT: u64 = 1 << 63;
 /// A connected client, by the number it was given at accept.
 pub type ClientId = u64;
 
-/// A client with no request in progress is closed after this long without a complete
-/// request line (so a half-written request cannot hold a slot for ever).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client whose pending output has not moved for this long is dropped.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// An event follower with more than this much unread output is dropped.
 pub const FOLLOW_LIMIT: usize = 1024 * 1024;
 /// Clients at once; more are told `busy` and closed.
 pub const MAX_CLIENTS: usize = 256;
-/// How long the clients get, in all, to read what is queued for them when pidvisor exits.
-const EXIT_FLUSH: Duration = Duration::from_millis(200);
-/// How long a client being closed gets to read its last error line.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How long accepting pauses after an error such as EMFILE.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Bytes read per readiness event.
@@ -59,85 +56,6 @@ const READ_CHUNK: usize = 4096;
 /// True if `token` belongs to the control socket.
 pub fn owns_token(token: u64) -> bool {
     token & TOKEN_BIT != 0
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Waiting for a request line.
-    Idle,
-    /// A request is being carried out (e.g. a wait); its reply comes later.
-    Busy,
-    /// Receives every event line as it happens.
-    Following,
-    /// Its last line is being written; closed once written or after [`CLOSE_GRACE`].
-    Closing { since: Instant },
-}
-
-struct Client {
-    stream: UnixStream,
-    input: Vec<u8>,
-    output: Vec<u8>,
-    /// How much of `output` has been written.
-    written: usize,
-    mode: Mode,
-    /// The peer sent end-of-file: no more requests (replies still go out).
-    read_closed: bool,
-    /// Connected, or finished its last request, or last managed to write: for timeouts.
-    since: Instant,
-    interest: EpollFlags,
-}
-
-impl Client {
-    fn pending(&self) -> usize {
-        self.output.len() - self.written
-    }
-
-    fn queue(&mut self, line: &str) {
-        if self.written > 0 && self.written == self.output.len() {
-            self.output.clear();
-            self.written = 0;
-        }
-        self.output.extend_from_slice(line.as_bytes());
-    }
-
-    /// Whether the next request line may be carried out now: none is in progress, and
-    /// the last reply has gone out (a client that does not read its replies gets no more).
-    fn can_take_request(&self) -> bool {
-        self.mode == Mode::Idle && self.pending() == 0
-    }
-
-    /// Whether to read more from the client. Not while a complete line waits for its
-    /// turn: what it sends then stays in the socket (bounded by the kernel) instead of
-    /// piling up in `input`.
-    fn wants_input(&self) -> bool {
-        !self.read_closed
-            && match self.mode {
-                Mode::Closing { .. } => false,
-                Mode::Following => true,
-                Mode::Idle | Mode::Busy => !self.input.contains(&b'\n'),
-            }
-    }
-
-    fn wanted_interest(&self) -> EpollFlags {
-        let mut flags = EpollFlags::empty();
-        if self.wants_input() {
-            flags |= EpollFlags::EPOLLIN;
-        }
-        if self.pending() > 0 {
-            flags |= EpollFlags::EPOLLOUT;
-        }
-        flags
-    }
-
-    /// When this client must be dealt with if nothing happens.
-    fn deadline(&self) -> Option<Instant> {
-        match self.mode {
-            Mode::Closing { since } => Some(since + CLOSE_GRACE),
-            _ if self.pending() > 0 => Some(self.since + WRITE_TIMEOUT),
-            Mode::Idle if !self.read_closed => Some(self.since + IDLE_TIMEOUT),
-            _ => None,
-        }
-    }
 }
 
 /// The listening socket and its clients.
@@ -155,73 +73,6 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Creates the socket at `path` (its folder too, if missing), mode 0600, replacing a
-    /// stale socket left by an earlier run (but not one that another process still
-    /// listens on), and registers it with `epoll`.
-    pub fn bind(path: &Path, epoll: &Epoll) -> io::Result<ControlServer> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(dir)
-                .map_err(|e| {
-                    io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
-                })?;
-        }
-        match fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_socket() => {
-                // Live (another pidvisor answers there) or stale (left by an earlier run)?
-                if UnixStream::connect(path).is_ok() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AddrInUse,
-                        format!("another process listens on {}", path.display()),
-                    ));
-                }
-                fs::remove_file(path).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("removing the stale {}: {e}", path.display()),
-                    )
-                })?;
-            }
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} exists and is not a socket", path.display()),
-                ));
-            }
-            Err(_) => {}
-        }
-        // The socket file is created with the process umask: make it 0600 from the start,
-        // so that there is no moment when others may connect.
-        // SAFETY: umask only swaps the process's file mode mask; no thread runs meanwhile.
-        let old_mask = unsafe { libc::umask(0o177) };
-        let bound = UnixListener::bind(path);
-        // SAFETY: as above, restoring the mask the children inherit.
-        unsafe { libc::umask(old_mask) };
-        let listener =
-            bound.map_err(|e| io::Error::new(e.kind(), format!("bind {}: {e}", path.display())))?;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-        listener.set_nonblocking(true)?;
-        epoll
-            .add(
-                listener.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_BIT),
-            )
-            .map_err(|e| io::Error::other(format!("epoll_ctl(control socket): {e}")))?;
-        info!("control socket: {}", path.display());
-        Ok(ControlServer {
-            listener,
-            path: path.to_owned(),
-            // SAFETY: geteuid has no preconditions.
-            own_uid: unsafe { libc::geteuid() },
-            clients: BTreeMap::new(),
-            next_id: 1,
-            paused_until: None,
-            accept_failing: false,
-        })
-    }
-
     /// The listener or a client is ready: accept, read, write, as the case may be.
     pub fn on_ready(&mut self, epoll: &Epoll, token: u64, flags: EpollFlags, now: Instant) {
         let id = token & !TOKEN_BIT;
@@ -578,87 +429,14 @@ impl ControlServer {
     }
 }
 
-impl Drop for ControlServer {
-    /// pidvisor is exiting: nobody will answer on this path any more. What is still
-    /// queued for the clients (the `exit` event, a last reply) gets [`EXIT_FLUSH`] in all
-    /// to go out.
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-        let deadline = Instant::now() + EXIT_FLUSH;
-        loop {
-            let mut waiting = Vec::new();
-            for client in self.clients.values_mut() {
-                while client.pending() > 0 {
-                    match (&client.stream).write(&client.output[client.written..]) {
-                        Ok(n) if n > 0 => client.written += n,
-                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                        // Gone, or not taking anything: give up on this one.
-                        _ => client.written = client.output.len(),
-                    }
-                }
-                if client.pending() > 0 {
-                    waiting.push(libc::pollfd {
-                        fd: client.stream.as_raw_fd(),
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    });
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if waiting.is_empty() || left.is_zero() {
-                return;
-            }
-            // SAFETY: `waiting` is a valid array of pollfd of the length given.
-            let ready = unsafe {
-                libc::poll(
-                    waiting.as_mut_ptr(),
-                    waiting.len() as libc::nfds_t,
-                    left.as_millis().clamp(1, 1000) as libc::c_int,
-                )
-            };
-            if ready <= 0 {
-                return;
-            }
-        }
-    }
-}
-
-fn is_transient(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    ) || err.raw_os_error() == Some(libc::ECONNABORTED)
-}
-
-/// The uid of the process at the other end (`SO_PEERCRED`).
-fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` is a valid, writable ucred and `len` holds its size.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&raw mut cred).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(cred.uid)
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use nix::sys::epoll::EpollCreateFlags;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+    use std::path::Path;
 
     struct Fixture {
         dir: PathBuf,
