@@ -13,8 +13,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::control::protocol::DEFAULT_SOCKET;
 use crate::duration::parse_duration;
-use crate::signals::Rewrites;
+use crate::init::signals::Rewrites;
+use crate::output::logging::{LogFormat, LogLevel};
 
 /// Default time between the polite SIGTERM and the SIGKILL at shutdown: well under
 /// Docker's 10-second `docker stop` grace, so that our SIGKILL comes before Docker's.
@@ -22,9 +24,6 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
 /// Where services live unless told otherwise (s6-overlay's place for them).
 pub const DEFAULT_SERVICES_DIR: &str = "/etc/services.d";
-
-/// Where the control socket listens unless told otherwise (`pidvisorctl` looks there too).
-pub const DEFAULT_SOCKET: &str = "/run/pidvisor/control.sock";
 
 /// The range `PIDVISOR_TIME_SCALE` accepts: a thousand times faster to a thousand slower.
 pub const TIME_SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
@@ -106,21 +105,6 @@ impl Default for Options {
             command: Vec::new(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// Where forwarded signals go.

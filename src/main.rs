@@ -1,44 +1,51 @@
 //! pidvisor: a minimal PID 1 for containers.
 //!
-//! `main` reads like a table of contents: take the signals, parse the command line, set up
-//! logging, then hand over to the supervisor's event loop. It only turns results into an
-//! exit code; everything else lives in a module with one job. Started as `pidvisorctl`,
-//! the same binary is the control client instead ([`ctl`]).
+//! `main` reads like a table of contents: which program this is (by the name it was
+//! started under: `pidvisorctl` is the control client, anything else is pidvisor), then
+//! take the signals, parse the command line, set up logging, and hand over to the
+//! supervisor's event loop. It only turns results into an exit code; everything else
+//! lives in a module with one job.
+//!
+//! The source is in layers, each a folder whose `mod.rs` says what it is for and what it
+//! may use. Arrows point down: a layer uses only the layers below it, and no two files use
+//! each other.
+//!
+//! ```text
+//! main.rs       which program, parse, run
+//! supervisor/   the one event loop: the only part that acts (spawns, signals, reaps)
+//! cli.rs        pidvisor's command line and environment, parsed into Options
+//! control/      the control socket: protocol, server side, the pidvisorctl client
+//! services/     what to run and how each service's life goes: decides, never acts
+//! output/       where text goes: service output, pidvisor's own log, events
+//! init/         the PID 1 duties: signals, spawn, reaper, sweep, limits
+//! duration.rs   durations and deadlines, used by every layer
+//! ```
+//!
+//! A module too long for one file is a file with a folder of the same name for its parts
+//! (`services/config.rs` and `services/config/`).
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod check;
 mod cli;
-mod config;
 mod control;
-mod ctl;
 mod duration;
-mod events;
-mod limits;
-mod logging;
-mod logs;
-mod outlet;
-mod probe;
-mod reaper;
-mod scan;
-mod scripts;
-mod service;
-mod signals;
-mod spawn;
-mod spec;
+mod init;
+mod output;
+mod services;
 mod supervisor;
-mod sweep;
-mod users;
 
 use std::env;
-use std::io::{self, Write};
 use std::process::ExitCode;
 
 use cli::Invocation;
-use signals::SignalQueue;
+use control::client;
+use init::signals::SignalQueue;
+use output::console::{print_stderr, print_stdout};
+use output::logging::{self, LogFormat, LogLevel};
+use services::check;
 use supervisor::Supervisor;
 
 /// Exit code when pidvisor itself cannot start (as tini does).
@@ -48,8 +55,8 @@ const USAGE_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     // Under the name pidvisorctl, the binary is the control client: it takes no signals.
-    if ctl::invoked_as_ctl(env::args_os().next().as_deref()) {
-        return ctl::main(env::args_os().skip(1));
+    if client::invoked_as_ctl(env::args_os().next().as_deref()) {
+        return client::main(env::args_os().skip(1));
     }
     // First of all, so that no signal sent to a starting container is lost.
     let signals = match SignalQueue::install() {
@@ -66,7 +73,7 @@ fn main() -> ExitCode {
             return printed(&format!("pidvisor {}\n", env!("CARGO_PKG_VERSION")));
         }
         Ok(Invocation::Check(dir)) => {
-            logging::init(cli::LogLevel::Warn, cli::LogFormat::Text);
+            logging::init(LogLevel::Warn, LogFormat::Text);
             return ExitCode::from(clamp_exit_code(check::run_check(&dir)));
         }
         Err(err) => {
@@ -87,20 +94,6 @@ fn main() -> ExitCode {
 /// Exit codes are one byte; anything else would be a bug, reported as 255, not a panic.
 fn clamp_exit_code(code: i32) -> u8 {
     u8::try_from(code).unwrap_or(u8::MAX)
-}
-
-/// Writes `text` to stdout; false if stdout does not take it (`print!` would panic on
-/// a full disk or a broken pipe).
-pub fn print_stdout(text: &str) -> bool {
-    let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .is_ok()
-}
-
-/// Writes `text` to stderr, if it takes it (`eprint!` would panic otherwise).
-pub fn print_stderr(text: &str) {
-    let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// The exit code after printing an answer (`--help`, `--version`): 0, or 1 if stdout

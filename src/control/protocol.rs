@@ -13,7 +13,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::service::State;
+use crate::services::service::State;
+
+/// Where the control socket listens unless told otherwise (`pidvisorctl` looks there too).
+pub const DEFAULT_SOCKET: &str = "/run/pidvisor/control.sock";
 
 /// The protocol version this pidvisor speaks.
 pub const VERSION: u64 = 1;

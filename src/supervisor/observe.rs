@@ -1,6 +1,6 @@
 //! Turns a service's state changes into life-cycle events, and emits events.
 //!
-//! The state machine in [`crate::service`] stays pure and knows nothing of events: after
+//! The state machine in [`crate::services::service`] stays pure and knows nothing of events: after
 //! each of its steps the supervisor calls [`Supervisor::observe`], which compares the
 //! state and restart count with what was last reported and emits what changed (ready,
 //! restart scheduled with its delay, failed, finished, stopped). The events that belong
@@ -9,33 +9,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::Supervisor;
+use super::state::{Observed, Supervisor};
 use tracing::warn;
 
-use crate::events::{self, Event};
-use crate::reaper::Exit;
-use crate::service::State;
-use crate::signals;
-
-/// What was last reported about a service.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Observed {
-    state: State,
-    restarts: u32,
-    /// A `stopped` event was sent for the current down time (a stop that runs a finish
-    /// script passes through `down` twice; it is reported once).
-    stop_reported: bool,
-}
-
-impl Default for Observed {
-    fn default() -> Self {
-        Observed {
-            state: State::Down,
-            restarts: 0,
-            stop_reported: false,
-        }
-    }
-}
+use crate::init::reaper::Exit;
+use crate::init::signals;
+use crate::output::events::{self, Event};
+use crate::services::service::State;
 
 impl Supervisor {
     /// Records an event and sends it to every follower.

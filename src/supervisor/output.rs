@@ -1,6 +1,6 @@
 //! Service output and pidvisor's own log lines reaching a stdout or stderr that may stall.
 //!
-//! The relays ([`crate::logs`]) and the outlets ([`crate::outlet`]) never block; this
+//! The relays ([`crate::output::logs`]) and the outlets ([`crate::output::outlet`]) never block; this
 //! file keeps the event loop's interest in them true after every round: a relay whose
 //! backlog is full is not read (its service blocks on its full pipe), and an outlet that
 //! holds or is owed lines is watched for writability, and only then (so that an idle
@@ -14,9 +14,9 @@ use std::time::Instant;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use tracing::warn;
 
-use super::{STDERR, STDOUT, Supervisor, token};
-use crate::logs::LineRelay;
-use crate::outlet::{self, Sink};
+use super::state::{STDERR, STDOUT, Supervisor, token};
+use crate::output::logs::LineRelay;
+use crate::output::outlet::{self, Sink};
 
 /// Outlet tokens in the epoll set: this bit plus the sink's number (slot tokens are far
 /// below it, the control socket's have the top bit).

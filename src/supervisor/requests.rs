@@ -3,7 +3,7 @@
 //! reached the state it asked for (or cannot, or the timeout has passed).
 //!
 //! The connection work is [`crate::control`]'s; the decisions stay with the state machine
-//! ([`crate::service`]): a request only calls its `start`/`stop` like the supervisor does.
+//! ([`crate::services::service`]): a request only calls its `start`/`stop` like the supervisor does.
 //! A wait is a [`Waiter`], checked once per round of the event loop, and its timeout is one
 //! more deadline of the loop: nothing here blocks.
 
@@ -12,43 +12,17 @@ use std::time::{Duration, Instant};
 use nix::sys::epoll::EpollFlags;
 use serde_json::json;
 
-use super::{Stage, Supervisor};
-use crate::control::ClientId;
+use super::state::{Stage, Supervisor};
+use super::waits::{Goal, Progress, Waiter};
 use crate::control::protocol::{
     self, ErrorCode, LastExit, Refusal, Request, ServiceStatus, StateName,
 };
+use crate::control::server::ClientId;
 use crate::duration::deadline_after;
-use crate::events::{rfc3339, seconds};
-use crate::reaper::Exit;
-use crate::service::State;
-use crate::signals;
-
-/// A request waiting for a service to reach a goal.
-pub(super) struct Waiter {
-    client: ClientId,
-    index: usize,
-    goal: Goal,
-    deadline: Option<Instant>,
-    timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Goal {
-    /// `wait`: this state, once restarted at least `restarts` times.
-    State { state: StateName, restarts: u32 },
-    /// `start`: ready; given up if it fails, finishes or is stopped meanwhile.
-    Up,
-    /// `stop`: down (or failed, or finished).
-    Down,
-    /// `restart`: ready in a run newer than run number `after`.
-    NewRun { after: u64 },
-}
-
-enum Progress {
-    Reached,
-    Pending,
-    Unreachable(String),
-}
+use crate::init::reaper::Exit;
+use crate::init::signals;
+use crate::output::events::{rfc3339, seconds};
+use crate::services::service::State;
 
 type Outcome = Result<Option<String>, Refusal>;
 
@@ -446,18 +420,6 @@ impl Supervisor {
             last_exit,
             next_restart_in: next_restart.map(|at| seconds(at.saturating_duration_since(now))),
             next_restart_at: next_restart.map(|at| rfc3339(clock.wall(at))),
-        }
-    }
-}
-
-impl Goal {
-    fn describe(&self) -> String {
-        match self {
-            Goal::State { state, restarts: 0 } => state.to_string(),
-            Goal::State { state, restarts } => format!("{state} after {restarts} restarts"),
-            Goal::Up => "ready".to_owned(),
-            Goal::Down => "down".to_owned(),
-            Goal::NewRun { .. } => "ready again".to_owned(),
         }
     }
 }

@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::scan::{self, ScanResult};
+use crate::output::console;
+use crate::services::scan::{self, ScanResult};
 
 /// Checks `dir`, prints the verdict to stdout, and returns the exit code (1 also when
 /// stdout does not take the verdict).
@@ -14,7 +15,7 @@ pub fn run_check(dir: &Path) -> i32 {
         true => report(&scan::scan(dir)),
         false => (missing(dir), 1),
     };
-    match crate::print_stdout(&report) {
+    match console::print_stdout(&report) {
         true => code,
         false => 1,
     }
@@ -82,7 +83,7 @@ fn plural(n: usize, noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::test_dir::TempDir;
+    use crate::services::test_dir::TempDir;
 
     #[test]
     fn all_good_lists_the_services() {

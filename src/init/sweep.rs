@@ -21,7 +21,7 @@ use std::io;
 
 use tracing::warn;
 
-use crate::signals;
+use crate::init::signals;
 
 /// Who the sweep reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::spec::Credentials;
+use crate::init::spawn::Credentials;
+use crate::services::config_file::read_config_file;
 
 /// One line of `/etc/passwd`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +54,7 @@ impl UserDb {
     /// Reads the two files; one that cannot be read counts as empty (malformed lines
     /// are skipped, as libc does).
     pub fn load(passwd_path: &Path, group_path: &Path) -> UserDb {
-        let read = |path: &Path| match crate::config::read_config_file(path, MAX_USER_DB) {
+        let read = |path: &Path| match read_config_file(path, MAX_USER_DB) {
             Ok(text) => text,
             Err(err) => {
                 tracing::debug!("cannot read {}: {err}", path.display());
@@ -167,7 +168,7 @@ fn group_entry(fields: Vec<&str>) -> Option<GroupEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::test_dir::TempDir;
+    use crate::services::test_dir::TempDir;
 
     const PASSWD: &str = "\
 root:x:0:0:root:/root:/bin/bash

@@ -15,7 +15,7 @@
 //! of the line it stopped in becomes the outlet's *carry*, which goes out before anything
 //! else, so that another stream's lines cannot land inside it. Whole lines that did not
 //! fit stay with whoever offered them (a service's relay keeps a bounded backlog and stops
-//! reading its pipe while it is full; see [`crate::logs`]).
+//! reading its pipe while it is full; see [`crate::output::logs`]).
 //!
 //! pidvisor's own log lines (stderr) are queued here, up to [`LOG_BACKLOG`] bytes, while
 //! stderr is not taking them; beyond that they are dropped and counted, and a later line
@@ -371,7 +371,7 @@ fn is_same_file(a: RawFd, b: RawFd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logs::Pipe;
+    use crate::init::pipe::Pipe;
 
     fn outlet_on(pipe: &Pipe) -> Outlet {
         let fd = pipe.write.as_raw_fd();
@@ -449,7 +449,7 @@ mod tests {
                 break;
             }
         }
-        crate::logs::set_nonblocking(&pipe.read).expect("nonblocking");
+        crate::init::pipe::set_nonblocking(&pipe.read).expect("nonblocking");
         // SAFETY: reads into buf.
         let n = unsafe { libc::read(pipe.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n > 0 {

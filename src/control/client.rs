@@ -5,20 +5,28 @@
 //! it, and turns the reply into text for people, JSON for programs (`--json`), and an exit
 //! code for scripts: 0 done, 1 refused or not reachable (unknown service, a service that
 //! failed while starting, ...), 2 usage error, 3 timed out, 4 cannot talk to pidvisor (no
-//! socket, nobody listening, permission denied). Parsing is pure and unit-tested.
+//! socket, nobody listening, permission denied). Parsing (`args`) and rendering
+//! (`render`) are pure and unit-tested; this file does the talking.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli::DEFAULT_SOCKET;
-use crate::control::protocol::{self, Request, ServiceStatus, StateName};
-use crate::duration::{deadline_after, parse_duration};
+use crate::control::protocol::{self, Request, ServiceStatus};
+use crate::duration::deadline_after;
+use crate::output::console;
+
+mod args;
+mod render;
+
+pub use args::invoked_as_ctl;
+use args::{DEFAULT_TIMEOUT, HELP, Invocation, parse};
+use render::{describe_event, status_row, text};
 
 pub const OK: u8 = 0;
 pub const REFUSED: u8 = 1;
@@ -26,232 +34,15 @@ pub const USAGE: u8 = 2;
 pub const TIMED_OUT: u8 = 3;
 pub const NO_PIDVISOR: u8 = 4;
 
-/// How long start, stop, restart and wait wait by default.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often `wait` tries again to connect while pidvisor is not up yet.
 const CONNECT_RETRY: Duration = Duration::from_millis(20);
 /// Extra time the client gives pidvisor to answer beyond the request's own timeout.
 const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 
-pub const HELP: &str = "\
-pidvisorctl: show and drive the services of a running pidvisor.
-
-Usage: pidvisorctl [--socket PATH] COMMAND [ARGS]
-
-Commands:
-  status [NAME...] [--json]      state, pid, uptime, restarts, last exit, next restart
-  start NAME [--timeout D]       start it (forgiving past failures); wait until ready
-  stop NAME [--timeout D]        stop it and keep it down until 'start', whatever its
-                                 restart policy; wait until down
-  restart NAME [--timeout D]     stop it, start it again; wait until the new run is ready
-  signal NAME SIG                send SIG (TERM, HUP, USR1, 9, ...) to its process group
-  wait NAME --state STATE [--restarts N] [--timeout D]
-                                 wait until it is in STATE (down, starting, ready,
-                                 stopping, finishing, backoff, failed, finished), after at
-                                 least N restarts in all; waits for pidvisor to be up, too
-  shutdown [--exit-code N]       shut the container down (with exit code N)
-  events [--follow] [--json]     the recent life-cycle events; --follow: then every new
-                                 one as it happens
-
-Options:
-  --socket PATH   the control socket          [PIDVISOR_SOCKET, default /run/pidvisor/control.sock]
-  --timeout D     how long to wait: 500ms, 10s, 2m; 0 waits for ever        [default 10s]
-  --json          print pidvisor's JSON replies as they are
-  -h, --help      print this help and exit
-
-Exit code: 0 done; 1 refused (unknown service, the service failed or was stopped
-meanwhile, ...); 2 usage error; 3 timed out; 4 cannot talk to pidvisor (no socket,
-nobody listening, permission denied).
-";
-
-/// True when the binary was started under the name `pidvisorctl`.
-pub fn invoked_as_ctl(argv0: Option<&OsStr>) -> bool {
-    argv0
-        .map(Path::new)
-        .and_then(Path::file_name)
-        .is_some_and(|name| name == "pidvisorctl")
-}
-
-/// What the command line asks for.
-#[derive(Debug, PartialEq)]
-pub enum Invocation {
-    Help,
-    Run {
-        socket: PathBuf,
-        request: Request,
-        json: bool,
-    },
-}
-
-/// Parses the arguments (without the program name); `env` reads `PIDVISOR_SOCKET`.
-pub fn parse<I, E>(args: I, env: E) -> Result<Invocation, String>
-where
-    I: IntoIterator<Item = OsString>,
-    E: Fn(&str) -> Option<String>,
-{
-    let mut socket = env("PIDVISOR_SOCKET")
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from);
-    let mut words = Vec::new();
-    let mut json = false;
-    let mut follow = false;
-    let mut timeout = None;
-    let mut state = None;
-    let mut restarts = None;
-    let mut exit_code = None;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let arg = arg
-            .into_string()
-            .map_err(|a| format!("'{}' is not valid UTF-8", a.to_string_lossy()))?;
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| args.next().and_then(|v| v.into_string().ok()))
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Invocation::Help),
-            "--socket" => socket = PathBuf::from(value()?),
-            "--json" => json = true,
-            "-f" | "--follow" => follow = true,
-            "--timeout" => {
-                let text = value()?;
-                let parsed = parse_duration(&text).map_err(|e| format!("--timeout: {e}"))?;
-                if parsed.as_secs_f64() >= protocol::MAX_TIMEOUT {
-                    return Err(format!(
-                        "--timeout: '{text}' is too long; use less than {}s, or 0 to wait for ever",
-                        protocol::MAX_TIMEOUT
-                    ));
-                }
-                timeout = Some(parsed);
-            }
-            "--state" => {
-                state = Some(
-                    value()?
-                        .parse::<StateName>()
-                        .map_err(|e| format!("--state: {e}"))?,
-                )
-            }
-            "--restarts" => {
-                let text = value()?;
-                restarts = Some(
-                    text.parse::<u32>()
-                        .map_err(|_| format!("--restarts: '{text}' is not a count"))?,
-                );
-            }
-            "--exit-code" => {
-                let text = value()?;
-                exit_code = Some(text.parse::<u8>().map_err(|_| {
-                    format!("--exit-code: '{text}' is not an exit code (0 to 255)")
-                })?);
-            }
-            _ if flag.starts_with('-') && flag.len() > 1 => {
-                return Err(format!("unknown option '{arg}'"));
-            }
-            _ => words.push(arg),
-        }
-    }
-    let Some((command, rest)) = words.split_first() else {
-        return Err("no command given".to_owned());
-    };
-    let seconds = |t: Option<Duration>| Some(t.unwrap_or(DEFAULT_TIMEOUT).as_secs_f64());
-    let one_name = |what: &str| -> Result<String, String> {
-        match rest {
-            [name] => Ok(name.clone()),
-            [] => Err(format!("{what} needs a service name")),
-            _ => Err(format!("{what} takes one service name")),
-        }
-    };
-    let allowed = |ok: &[&str]| -> Result<(), String> {
-        let given = [
-            ("--json", json),
-            ("--follow", follow),
-            ("--timeout", timeout.is_some()),
-            ("--state", state.is_some()),
-            ("--restarts", restarts.is_some()),
-            ("--exit-code", exit_code.is_some()),
-        ];
-        match given.iter().find(|(name, set)| *set && !ok.contains(name)) {
-            Some((name, _)) => Err(format!("{command} does not take {name}")),
-            None => Ok(()),
-        }
-    };
-    let request = match command.as_str() {
-        "status" => {
-            allowed(&["--json"])?;
-            Request::Status {
-                services: rest.to_vec(),
-            }
-        }
-        "start" | "stop" | "restart" => {
-            allowed(&["--timeout", "--json"])?;
-            let service = one_name(command)?;
-            let timeout = seconds(timeout);
-            match command.as_str() {
-                "start" => Request::Start { service, timeout },
-                "stop" => Request::Stop { service, timeout },
-                _ => Request::Restart { service, timeout },
-            }
-        }
-        "signal" => {
-            allowed(&["--json"])?;
-            match rest {
-                [service, signal] => Request::Signal {
-                    service: service.clone(),
-                    signal: signal.clone(),
-                },
-                _ => {
-                    return Err(
-                        "signal needs a service name and a signal, e.g. signal web HUP".to_owned(),
-                    );
-                }
-            }
-        }
-        "wait" => {
-            allowed(&["--state", "--restarts", "--timeout", "--json"])?;
-            let service = one_name("wait")?;
-            let state = state.ok_or("wait needs --state STATE, e.g. wait web --state ready")?;
-            Request::Wait {
-                service,
-                state,
-                restarts,
-                timeout: seconds(timeout),
-            }
-        }
-        "shutdown" => {
-            allowed(&["--exit-code", "--json"])?;
-            if !rest.is_empty() {
-                return Err("shutdown takes no service name".to_owned());
-            }
-            Request::Shutdown { exit_code }
-        }
-        "events" => {
-            allowed(&["--follow", "--json"])?;
-            if !rest.is_empty() {
-                return Err("events takes no service name".to_owned());
-            }
-            Request::Events { follow }
-        }
-        other => return Err(format!("unknown command '{other}'")),
-    };
-    Ok(Invocation::Run {
-        socket,
-        request,
-        json,
-    })
-}
-
 /// pidvisorctl's `main`.
 pub fn main(args: impl Iterator<Item = OsString>) -> ExitCode {
     match parse(args, |name| std::env::var(name).ok()) {
-        Ok(Invocation::Help) => match crate::print_stdout(HELP) {
+        Ok(Invocation::Help) => match console::print_stdout(HELP) {
             true => ExitCode::SUCCESS,
             false => ExitCode::FAILURE,
         },
@@ -261,7 +52,7 @@ pub fn main(args: impl Iterator<Item = OsString>) -> ExitCode {
             json,
         }) => ExitCode::from(run(&socket, &request, json)),
         Err(err) => {
-            crate::print_stderr(&format!("pidvisorctl: {err} (see 'pidvisorctl --help')\n"));
+            console::print_stderr(&format!("pidvisorctl: {err} (see 'pidvisorctl --help')\n"));
             ExitCode::from(USAGE)
         }
     }
@@ -274,7 +65,7 @@ fn run(socket: &Path, request: &Request, json: bool) -> u8 {
     match talk(socket, request, json) {
         Ok(()) => OK,
         Err(Failure(code, message)) => {
-            crate::print_stderr(&format!("pidvisorctl: {message}\n"));
+            console::print_stderr(&format!("pidvisorctl: {message}\n"));
             code
         }
     }
@@ -465,28 +256,6 @@ fn print_events(reader: &mut impl BufRead, header: &Value, json: bool) -> Result
     Ok(())
 }
 
-/// `12:34:56.789  web  exited  code=3 ran=0.52` from an event record.
-pub fn describe_event(record: &Value) -> String {
-    let wall = record["wall"].as_str().unwrap_or("");
-    let time = wall.get(11..23).unwrap_or(wall);
-    let event = text(&record["event"]);
-    let service = record["service"].as_str().unwrap_or("-");
-    let mut details = Vec::new();
-    if let Value::Object(fields) = record {
-        for (key, value) in fields {
-            if matches!(key.as_str(), "seq" | "mono" | "wall" | "event" | "service")
-                || value.is_null()
-            {
-                continue;
-            }
-            details.push(format!("{key}={}", text(value)));
-        }
-    }
-    format!("{time}  {service:<16} {event:<17} {}", details.join(" "))
-        .trim_end()
-        .to_owned()
-}
-
 fn print_status(reply: &Value) {
     let services: Vec<ServiceStatus> =
         serde_json::from_value(reply["services"].clone()).unwrap_or_default();
@@ -503,58 +272,6 @@ fn print_status(reply: &Value) {
     }
 }
 
-/// One row of the status table.
-pub fn status_row(service: &ServiceStatus) -> String {
-    let pid = service.pid.map_or("-".to_owned(), |p| p.to_string());
-    let uptime = service.uptime.map_or("-".to_owned(), human_seconds);
-    let last_exit = match &service.last_exit {
-        None => "-".to_owned(),
-        Some(exit) => {
-            let how = match (&exit.code, &exit.signal) {
-                (_, Some(signal)) => signal.clone(),
-                (Some(code), None) => format!("code {code}"),
-                (None, None) => "?".to_owned(),
-            };
-            format!("{how}, {} ago", human_seconds(exit.ago))
-        }
-    };
-    let next = service
-        .next_restart_in
-        .map_or("-".to_owned(), |s| format!("in {}", human_seconds(s)));
-    let state = if service.wanted || service.state != StateName::Down {
-        service.state.to_string()
-    } else {
-        "down".to_owned()
-    };
-    format!(
-        "{:<16} {:<9} {:>7} {:>8} {:>8}  {:<28} {}",
-        service.name, state, pid, uptime, service.restarts, last_exit, next
-    )
-}
-
-/// `850ms`, `12.3s`, `4m05s`, `2h03m`.
-pub fn human_seconds(seconds: f64) -> String {
-    if seconds < 1.0 {
-        format!("{}ms", (seconds * 1000.0).round() as u64)
-    } else if seconds < 60.0 {
-        format!("{seconds:.1}s")
-    } else if seconds < 3600.0 {
-        let s = seconds as u64;
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        let s = seconds as u64;
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    }
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    }
-}
-
 /// Prints a line; a closed stdout (`pidvisorctl events -f | head`) ends quietly.
 fn print_line(line: &str) {
     let mut out = io::stdout().lock();
@@ -565,7 +282,11 @@ fn print_line(line: &str) {
 
 #[cfg(test)]
 mod tests {
+    use super::render::human_seconds;
     use super::*;
+    use crate::control::protocol::{DEFAULT_SOCKET, StateName};
+    use std::ffi::OsStr;
+    use std::path::PathBuf;
 
     fn parse_words(words: &[&str]) -> Result<Invocation, String> {
         parse(words.iter().map(OsString::from), |_| None)

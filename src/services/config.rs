@@ -5,7 +5,8 @@
 //! `notification-fd` and `service.toml`. Reading `service.toml` has two stages: serde reads
 //! it into raw types that keep each value's position, stopping at the first syntax error,
 //! unknown key or wrong type; validation then checks every value and collects all
-//! problems, each with its line and column.
+//! problems, each with its line and column. Each value is checked on its own in `values`;
+//! serde's errors are explained in `toml_errors`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,22 +15,26 @@ use std::io;
 use std::ops::Range;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
-use crate::duration::parse_duration;
-use crate::signals;
-use crate::spec::{Backoff, Credentials, Readiness, RestartPolicy, ServiceSpec};
-use crate::users::UserDb;
+use crate::init::spawn::Credentials;
+use crate::services::config_file::read_config_file;
+use crate::services::spec::{Backoff, Readiness, RestartPolicy, ServiceSpec};
+use crate::services::users::UserDb;
+
+mod toml_errors;
+mod values;
+
+use toml_errors::{explain_serde_error, line_at, line_col};
+use values::{
+    Invalid, RawReady, Scalar, duration, exit_code, factor, invalid, max_restarts, millis,
+    notify_fd, readiness, restart_policy, secs, signal, umask, user_or_group,
+};
 
 /// The fix for a file that cannot be read.
 const READABLE: &str = "make it readable by pidvisor (check its permissions)";
-
-/// More restarts than this within one window is surely a typo (and each one is remembered).
-const MAX_RESTARTS_LIMIT: i64 = 1000;
 
 /// One problem, located as precisely as possible.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,27 +68,6 @@ impl fmt::Display for ConfigError {
 
 /// The largest `service.toml` or `notification-fd` read.
 const MAX_CONFIG_FILE: u64 = 1024 * 1024;
-
-/// Reads a configuration file of at most `limit` bytes without ever blocking: a FIFO (or
-/// a device such as /dev/zero) where a file should be is refused, not read for ever
-/// before the event loop has even started.
-pub fn read_config_file(path: &Path, limit: u64) -> io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(io::Error::other(format!("larger than {limit} bytes")));
-    }
-    String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
-}
 
 /// Reads the service folder at `path` (as the user wrote it, for messages) and its
 /// `service.toml`, resolving `user`/`group` in `users`.
@@ -187,63 +171,6 @@ struct RawService {
     ready: Option<Spanned<RawReady>>,
     ready_timeout: Option<Spanned<Scalar>>,
     log_prefix: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawReady {
-    notify_fd: Option<i64>,
-    tcp: Option<String>,
-    command: Option<String>,
-}
-
-/// A value written either as a string or as an integer: durations (integer = seconds),
-/// signals, user and group ids, umask.
-#[derive(Debug, Clone)]
-enum Scalar {
-    Text(String),
-    Int(i64),
-}
-
-impl fmt::Display for Scalar {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Scalar::Text(text) => write!(f, "\"{text}\""),
-            Scalar::Int(n) => write!(f, "{n}"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Scalar, D::Error> {
-        struct ScalarVisitor;
-        impl Visitor<'_> for ScalarVisitor {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or an integer")
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Scalar, E> {
-                Ok(Scalar::Text(text.to_owned()))
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Scalar, E> {
-                Ok(Scalar::Int(n))
-            }
-        }
-        deserializer.deserialize_any(ScalarVisitor)
-    }
-}
-
-/// A value that did not pass validation.
-struct Invalid {
-    message: String,
-    fix: String,
-}
-
-fn invalid(message: impl Into<String>, fix: impl Into<String>) -> Invalid {
-    Invalid {
-        message: message.into(),
-        fix: fix.into(),
-    }
 }
 
 /// Collects the problems of one service.
@@ -549,238 +476,11 @@ impl Checker<'_> {
     }
 }
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn millis(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn duration(value: Scalar) -> Result<Duration, Invalid> {
-    match value {
-        Scalar::Int(n) => u64::try_from(n)
-            .map(Duration::from_secs)
-            .map_err(|_| invalid(format!("{n} is negative"), "write a duration >= 0")),
-        Scalar::Text(text) => {
-            parse_duration(&text).map_err(|reason| match reason.split_once("; ") {
-                Some((message, fix)) => invalid(message, fix),
-                None => invalid(reason, "write e.g. \"500ms\", \"10s\", \"5m\""),
-            })
-        }
-    }
-}
-
-fn restart_policy(text: String) -> Result<RestartPolicy, Invalid> {
-    match text.as_str() {
-        "always" => Ok(RestartPolicy::Always),
-        "on-failure" => Ok(RestartPolicy::OnFailure),
-        "never" => Ok(RestartPolicy::Never),
-        _ => Err(invalid(
-            format!("\"{text}\" is not a restart policy"),
-            "use \"always\", \"on-failure\" or \"never\"",
-        )),
-    }
-}
-
-fn exit_code(code: i64) -> Result<i32, Invalid> {
-    match i32::try_from(code) {
-        Ok(code @ 0..=255) => Ok(code),
-        _ => Err(invalid(
-            format!("{code} is not an exit code"),
-            "use 0 to 255",
-        )),
-    }
-}
-
-fn factor(factor: f64) -> Result<f64, Invalid> {
-    match factor.is_finite() && factor >= 1.0 {
-        true => Ok(factor),
-        false => Err(invalid(
-            format!("{factor} is less than 1"),
-            "use 1.0 (constant delay) or more, e.g. 2.0",
-        )),
-    }
-}
-
-fn max_restarts(n: i64) -> Result<u32, Invalid> {
-    match n {
-        0..=MAX_RESTARTS_LIMIT => Ok(n as u32),
-        _ => Err(invalid(
-            format!("{n} is out of range"),
-            format!("use 0 (never give up) to {MAX_RESTARTS_LIMIT}"),
-        )),
-    }
-}
-
-fn signal(value: Scalar) -> Result<i32, Invalid> {
-    let signo = match &value {
-        Scalar::Text(text) => signals::parse(text),
-        Scalar::Int(n) => i32::try_from(*n)
-            .ok()
-            .and_then(|n| signals::parse(&n.to_string())),
-    };
-    signo.ok_or_else(|| {
-        invalid(
-            format!("{value} is not a signal"),
-            "use a name like \"TERM\", \"SIGINT\", \"RTMIN+3\" or a number",
-        )
-    })
-}
-
-/// An octal string (`"022"`, `"0o022"`) or an integer (TOML's `0o022`).
-fn umask(value: Scalar) -> Result<u32, Invalid> {
-    let mask = match &value {
-        Scalar::Int(n) => u32::try_from(*n).ok(),
-        Scalar::Text(text) => {
-            let digits = text.strip_prefix("0o").unwrap_or(text);
-            u32::from_str_radix(digits, 8).ok()
-        }
-    };
-    mask.filter(|mask| *mask <= 0o777).ok_or_else(|| {
-        invalid(
-            format!("{value} is not a umask (0 to 0o777)"),
-            "write it in octal as a string, e.g. \"022\" or \"0o027\"",
-        )
-    })
-}
-
-/// A name or a numeric id, as text.
-fn user_or_group(value: Scalar) -> Result<String, Invalid> {
-    match value {
-        Scalar::Text(text) if text.is_empty() => {
-            Err(invalid("is empty", "write a name or a numeric id"))
-        }
-        Scalar::Text(text) => Ok(text),
-        Scalar::Int(n) => u32::try_from(n)
-            .map(|id| id.to_string())
-            .map_err(|_| invalid(format!("{n} is not an id"), "use 0 to 4294967295")),
-    }
-}
-
-fn notify_fd(fd: i64) -> Result<i32, Invalid> {
-    match i32::try_from(fd) {
-        Ok(fd) if fd >= 3 => Ok(fd),
-        _ => Err(invalid(
-            format!("{fd} cannot be a notification fd"),
-            "use 3 or more: 0, 1 and 2 are stdin, stdout and stderr",
-        )),
-    }
-}
-
-fn readiness(ready: RawReady) -> Result<Readiness, Invalid> {
-    let one_of =
-        "give exactly one of notify-fd, tcp or command, e.g. ready = { tcp = \"127.0.0.1:8080\" }";
-    match (ready.notify_fd, ready.tcp, ready.command) {
-        (Some(fd), None, None) => notify_fd(fd).map(Readiness::NotifyFd),
-        (None, Some(addr), None) => addr.parse().map(Readiness::Tcp).map_err(|_| {
-            invalid(
-                format!("\"{addr}\" is not an address and port"),
-                "write an IP address and a port, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"",
-            )
-        }),
-        (None, None, Some(command)) if !command.trim().is_empty() => {
-            Ok(Readiness::Command(command))
-        }
-        (None, None, Some(_)) => Err(invalid("command is empty", one_of)),
-        (None, None, None) => Err(invalid("says nothing", one_of)),
-        _ => Err(invalid("has more than one form", one_of)),
-    }
-}
-
-/// serde's message, rephrased where it helps: an unknown key gets its closest known key,
-/// a wrong type says what to write instead. The key is taken from the error's line.
-fn explain_serde_error(message: &str, line: &str) -> (Option<String>, Invalid) {
-    let message = message.trim().replace('\n', "; ");
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        return (
-            Some(key.to_owned()),
-            invalid("unknown key", did_you_mean(key, expected)),
-        );
-    }
-    let key = line
-        .split_once('=')
-        .map(|(key, _)| key.trim())
-        .filter(|key| {
-            !key.is_empty()
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
-        });
-    let fix = match message.rsplit_once(", expected ") {
-        Some((_, expected)) if message.starts_with("invalid type") => {
-            let what = match expected {
-                "i64" => "an integer",
-                "f64" => "a number",
-                "a sequence" => "a list, e.g. [0, 1] or [\"db\"]",
-                "a map" => "a table, e.g. { KEY = \"value\" }",
-                "struct RawReady" => "a table, e.g. { tcp = \"127.0.0.1:8080\" }",
-                other => other,
-            };
-            format!("write {what} here")
-        }
-        _ if message.starts_with("duplicate key") => "keep only one of them".to_owned(),
-        _ => "fix the TOML syntax here (e.g. strings need quotes: key = \"value\")".to_owned(),
-    };
-    let message = message.replace("struct RawReady", "a table");
-    (key.map(str::to_owned), invalid(message, fix))
-}
-
-/// `expected` is serde's "expected one of `a`, `b`, ...".
-fn did_you_mean(key: &str, expected: &str) -> String {
-    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    let closest = known
-        .iter()
-        .map(|name| (edit_distance(key, name), *name))
-        .min()
-        .filter(|(distance, _)| *distance <= 3);
-    match closest {
-        Some((_, name)) => format!("did you mean `{name}`?"),
-        None => format!("known keys here: {}", known.join(", ")),
-    }
-}
-
-/// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
-}
-
-/// The whole line around a byte offset.
-fn line_at(source: &str, offset: usize) -> &str {
-    let start = source
-        .get(..offset)
-        .and_then(|s| s.rfind('\n'))
-        .map_or(0, |i| i + 1);
-    source
-        .get(start..)
-        .and_then(|rest| rest.lines().next())
-        .unwrap_or("")
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let before = source.get(..offset).unwrap_or(source);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    (line, column)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::toml_errors::edit_distance;
     use super::*;
-    use crate::scan::test_dir::TempDir;
+    use crate::services::test_dir::TempDir;
     use std::os::unix::ffi::OsStringExt;
 
     /// Loads service `svc` with this `service.toml` (if any), with an empty user database.

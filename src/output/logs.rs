@@ -10,7 +10,7 @@
 //! [`MAX_PENDING`] is flushed as a line of its own, so a service that never writes a
 //! newline costs bounded memory.
 //!
-//! The lines go out through [`crate::outlet`], which never blocks. When the reader of the
+//! The lines go out through [`crate::output::outlet`], which never blocks. When the reader of the
 //! container's output is slow or stalled, the lines a write could not take wait in the
 //! relay's backlog; once that holds [`BACKLOG_LIMIT`] bytes or more, the relay stops
 //! reading its pipe (the event loop stops asking for it), so that the service itself
@@ -22,8 +22,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::Stdio;
 
-use crate::outlet;
-pub use crate::outlet::Sink;
+use crate::init::pipe::{Pipe, set_nonblocking};
+use crate::output::outlet;
+pub use crate::output::outlet::Sink;
 
 /// The longest partial line kept per stream before it is flushed as a line anyway.
 pub const MAX_PENDING: usize = 16 * 1024;
@@ -39,33 +40,6 @@ pub const BACKLOG_LIMIT: usize = 64 * 1024;
 /// The most chunks [`LineRelay::drain`] reads: more than a pipe holds (1 MiB at most for
 /// an unprivileged process), so that only a writer that is still writing hits it.
 const DRAIN_CHUNKS: usize = 17;
-
-/// A pipe whose two ends pidvisor holds open for its whole life.
-pub struct Pipe {
-    pub read: OwnedFd,
-    pub write: OwnedFd,
-}
-
-impl Pipe {
-    pub fn new() -> io::Result<Pipe> {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 just created both descriptors; each gets exactly one owner.
-        let (read, write) = unsafe {
-            use std::os::fd::FromRawFd;
-            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
-        };
-        Ok(Pipe { read, write })
-    }
-
-    /// A copy of the write end for a child's stdout or stderr.
-    pub fn writer_for_child(&self) -> io::Result<Stdio> {
-        Ok(Stdio::from(self.write.try_clone()?))
-    }
-}
 
 /// The pipe from a service's stdout to its logger's stdin. pidvisor holds both ends for
 /// its whole life, so that a restart of either side loses nothing; at shutdown, once the
@@ -295,17 +269,6 @@ fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
             return Err(err);
         }
     }
-}
-
-pub fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own, only adding O_NONBLOCK.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! Every child runs in its own process group (so that a signal can reach a shell wrapper
 //! and everything it started). The main command, when stdin is a terminal, gets that
 //! terminal's foreground, so job control and Ctrl-C work as if pidvisor were not there.
-//! Signal state is reset as described in [`crate::signals`]. pidvisor's own file
+//! Signal state is reset as described in [`crate::init::signals`]. pidvisor's own file
 //! descriptors are all close-on-exec; descriptors inherited from whoever started pidvisor
 //! are passed through untouched, since they were meant for the container's programs.
 //!
@@ -18,11 +18,23 @@ use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::signals::ChildSignalReset;
-use crate::spec::Credentials;
+use crate::init::signals::ChildSignalReset;
+
+/// A resolved user: ids, not names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The name as written in service.toml, for messages.
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (from /etc/group), including `gid`.
+    pub groups: Vec<u32>,
+    /// The user's home directory, for `HOME`.
+    pub home: Option<PathBuf>,
+}
 
 /// Everything a child is started with, beyond its argv.
 #[derive(Default)]
@@ -125,7 +137,7 @@ pub fn spawn(
                 check(libc::setgid(*gid))?;
                 check(libc::setuid(*uid))?;
             }
-            crate::limits::restore_for_child()?;
+            crate::init::limits::restore_for_child()?;
             signals.apply()
         });
     }
@@ -205,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_free_target_is_taken_by_a_copy_and_a_taken_one_is_left_alone() {
-        let crate::logs::Pipe { read, write } = crate::logs::Pipe::new().expect("pipe");
+        let crate::init::pipe::Pipe { read, write } = crate::init::pipe::Pipe::new().expect("pipe");
         // A number this test binary does not use.
         let (source, placeholder) = occupy(900, &write).expect("occupy");
         assert_eq!(source, 900);

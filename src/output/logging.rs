@@ -1,7 +1,7 @@
 //! pidvisor's own log, on stderr: short `pidvisor: LEVEL message` lines for people, or one
 //! JSON object per line for log collectors.
 //!
-//! The lines go through [`crate::outlet`], so that a stderr nobody reads never blocks
+//! The lines go through [`crate::output::outlet`], so that a stderr nobody reads never blocks
 //! pidvisor: they wait there up to a bound, beyond which they are dropped and counted (and
 //! the event loop says how many in a later line).
 //!
@@ -21,7 +21,20 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
 
-use crate::cli::{LogFormat, LogLevel};
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Installs the global subscriber. Called once, before the event loop starts.
 pub fn init(level: LogLevel, format: LogFormat) {
@@ -113,7 +126,7 @@ impl Subscriber for Logger {
         }
         // One line at a time, through stderr's outlet: a stderr nobody reads never blocks
         // pidvisor, and lines from pidvisor and its services never mix.
-        crate::outlet::write_log_line(line.as_bytes());
+        crate::output::outlet::write_log_line(line.as_bytes());
     }
 }
 

@@ -12,7 +12,7 @@ use std::mem::size_of;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use crate::logs::{Pipe, set_nonblocking};
+use crate::init::pipe::{Pipe, set_nonblocking};
 
 /// What a readable notification pipe said.
 #[derive(Debug, PartialEq, Eq)]

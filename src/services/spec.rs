@@ -1,11 +1,13 @@
 //! The validated description of a service: what the rest of pidvisor works with.
 //!
-//! [`crate::config`] turns a service folder and its `service.toml` into a [`ServiceSpec`];
+//! [`crate::services::config`] turns a service folder and its `service.toml` into a [`ServiceSpec`];
 //! nothing else ever sees raw TOML or raw strings for signals, users or durations.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::init::spawn::Credentials;
 
 /// One service, from `services.d/<name>/`.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,19 +89,6 @@ pub struct Backoff {
     /// Spread each delay randomly over [delay/2, delay] (off by default, so that tests of a
     /// restart policy see exact delays).
     pub jitter: bool,
-}
-
-/// A resolved user: ids, not names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// The name as written in service.toml, for messages.
-    pub user: String,
-    pub uid: u32,
-    pub gid: u32,
-    /// Supplementary groups (from /etc/group), including `gid`.
-    pub groups: Vec<u32>,
-    /// The user's home directory, for `HOME`.
-    pub home: Option<PathBuf>,
 }
 
 /// When a started service counts as ready.

@@ -1,0 +1,16 @@
+//! The PID 1 duties: the operating-system work that any init must do, whatever it runs.
+//!
+//! Taking signals before anything else and sending them ([`signals`]), starting a child
+//! with a clean signal state, its own process group, credentials and descriptors
+//! ([`spawn`], [`pipe`]), reaping every exit, orphans included ([`reaper`]), signalling
+//! every process left at the end ([`sweep`]), and the open-files limit ([`limits`]).
+//!
+//! These are tools: nothing here decides when to use them; the supervisor does. This is
+//! the bottom layer: it uses only the standard library, `libc` and `nix`.
+
+pub mod limits;
+pub mod pipe;
+pub mod reaper;
+pub mod signals;
+pub mod spawn;
+pub mod sweep;

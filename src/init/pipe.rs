@@ -1,0 +1,45 @@
+//! The pipes pidvisor makes for its children: both ends close-on-exec, each handed to a
+//! child as a copy, and made non-blocking where the event loop reads them.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
+
+/// A pipe whose two ends pidvisor holds open for its whole life.
+pub struct Pipe {
+    pub read: OwnedFd,
+    pub write: OwnedFd,
+}
+
+impl Pipe {
+    pub fn new() -> io::Result<Pipe> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 just created both descriptors; each gets exactly one owner.
+        let (read, write) = unsafe {
+            use std::os::fd::FromRawFd;
+            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+        };
+        Ok(Pipe { read, write })
+    }
+
+    /// A copy of the write end for a child's stdout or stderr.
+    pub fn writer_for_child(&self) -> io::Result<Stdio> {
+        Ok(Stdio::from(self.write.try_clone()?))
+    }
+}
+
+/// Makes reads and writes on `fd` return at once instead of waiting.
+pub fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own, only adding O_NONBLOCK.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Carrying out what a service's state machine decided ([`Action`]): spawning its `run`
+//! with its output, user, umask and notification pipe, signalling or killing its group,
+//! running its `finish` script, probing its readiness, or shutting the container down.
+//! This is where the supervisor acts on services; the decisions stay in
+//! [`crate::services::service`].
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::Stdio;
+use std::time::Instant;
+
+use nix::sys::epoll::{EpollEvent, EpollFlags};
+use tracing::{error, info, warn};
+
+use super::state::{NOTIFY, PROBE_INTERVAL, Stage, Supervisor, TCP, setup_error, token};
+use crate::init::reaper::Exit;
+use crate::init::spawn::Setup;
+use crate::init::{signals, spawn};
+use crate::output::events::Event;
+use crate::services::probe::{NotifyPipe, TcpProbe};
+use crate::services::service::{Action, State};
+use crate::services::spec::{Readiness, ServiceSpec};
+
+impl Supervisor {
+    pub(super) fn apply(&mut self, index: usize, actions: Vec<Action>, now: Instant) {
+        self.observe(index, now);
+        for action in actions {
+            match action {
+                Action::Spawn if !matches!(self.stage, Stage::Init { .. } | Stage::Up) => {
+                    // Only a restart can come up during shutdown: the service stays down.
+                    info!(
+                        "{}: not restarted (shutting down)",
+                        self.slots[index].service.name()
+                    );
+                    self.slots[index].service.wanted = false;
+                }
+                Action::Spawn => {
+                    let follow_up = match self.spawn_service(index) {
+                        Ok(pid) => {
+                            info!("{}: started (pid {pid})", self.slots[index].service.name());
+                            self.slots[index].runs += 1;
+                            self.emit(Event::Started {
+                                service: self.slots[index].service.name().to_owned(),
+                                pid,
+                            });
+                            self.slots[index].service.on_spawned(pid, now)
+                        }
+                        Err(err) => {
+                            error!("{}: {}", self.slots[index].service.name(), err.message);
+                            self.emit(Event::SpawnFailed {
+                                service: self.slots[index].service.name().to_owned(),
+                                code: err.exit_code,
+                                message: err.message.clone(),
+                            });
+                            self.slots[index]
+                                .service
+                                .on_spawn_failed(err.exit_code, now)
+                        }
+                    };
+                    self.apply(index, follow_up, now);
+                }
+                Action::Signal { pgid, signo } => {
+                    let _ = signals::send(-pgid, signo);
+                    let _ = signals::send(-pgid, libc::SIGCONT);
+                }
+                Action::Kill { pgid } => {
+                    let _ = signals::send(-pgid, libc::SIGKILL);
+                }
+                Action::RunFinish { exit } => {
+                    let follow_up = self.run_finish(index, exit, now);
+                    self.apply(index, follow_up, now);
+                }
+                Action::ProbeReadiness => self.probe(index, now),
+                Action::ShutDownContainer { exit_code } => {
+                    self.exit_code.get_or_insert(exit_code);
+                    self.begin_shutdown(now);
+                }
+            }
+        }
+    }
+
+    fn spawn_service(&mut self, index: usize) -> Result<i32, spawn::SpawnError> {
+        let slot = &mut self.slots[index];
+        let spec = &slot.service.spec;
+        let stdin = match &slot.from_service {
+            Some(pipe) => pipe
+                .reader_for_child()
+                .map_err(|e| setup_error("the log pipe", e))?,
+            None => Stdio::null(),
+        };
+        let (stdout, stderr) = slot.output_for_child()?;
+        let notify = match spec.ready {
+            Readiness::NotifyFd(fd) => {
+                let (reader, writer) =
+                    NotifyPipe::new().map_err(|e| setup_error("notification-fd", e))?;
+                Some((fd, reader, writer))
+            }
+            _ => None,
+        };
+        let setup = Setup {
+            cwd: Some(&spec.working_dir),
+            env: service_env(spec),
+            credentials: spec.user.as_ref(),
+            umask: spec.umask,
+            stdin: Some(stdin),
+            stdout,
+            stderr,
+            extra_fd: notify.as_ref().map(|(fd, _, writer)| (*fd, writer)),
+            take_terminal: false,
+        };
+        let argv = [spec.run.clone().into_os_string()];
+        let pid = spawn::spawn(&argv, setup, self.signals.child_reset())?;
+        if let Some((_, reader, writer)) = notify {
+            drop::<OwnedFd>(writer);
+            let registered = self.epoll.add(
+                reader.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, token(index, NOTIFY)),
+            );
+            match registered {
+                Ok(()) => slot.notify = Some(reader),
+                Err(err) => warn!("{}: cannot watch its notification-fd: {err}", spec.name),
+            }
+        }
+        Ok(pid)
+    }
+
+    fn run_finish(&mut self, index: usize, exit: Exit, now: Instant) -> Vec<Action> {
+        let service = &self.slots[index].service;
+        let Some(finish) = &service.spec.finish else {
+            return self.slots[index].service.on_finish_exit(Some(0), now);
+        };
+        // s6's convention: the exit code (256 if killed by a signal), then the signal.
+        let (code, signal) = match exit {
+            Exit::Code(code) => (code, 0),
+            Exit::Signal(signo) => (256, signo),
+        };
+        let argv = [
+            finish.clone().into_os_string(),
+            code.to_string().into(),
+            signal.to_string().into(),
+        ];
+        let spawned = self.slots[index]
+            .output_for_child()
+            .and_then(|(stdout, stderr)| {
+                let setup = Setup {
+                    cwd: Some(&service.spec.working_dir),
+                    env: service_env(&service.spec),
+                    credentials: service.spec.user.as_ref(),
+                    umask: service.spec.umask,
+                    stdout,
+                    stderr,
+                    ..Setup::default()
+                };
+                spawn::spawn(&argv, setup, self.signals.child_reset())
+            });
+        match spawned {
+            Ok(pid) => {
+                self.slots[index].service.on_finish_spawned(pid, now);
+                Vec::new()
+            }
+            Err(err) => {
+                error!("{}: {}", self.slots[index].service.name(), err.message);
+                self.slots[index]
+                    .service
+                    .on_finish_exit(Some(err.exit_code), now)
+            }
+        }
+    }
+
+    /// Starts one readiness probe (TCP connect or command) for a starting service.
+    pub(super) fn probe(&mut self, index: usize, now: Instant) {
+        let slot = &mut self.slots[index];
+        if !matches!(slot.service.state, State::Starting { .. }) {
+            return;
+        }
+        match slot.service.spec.ready.clone() {
+            Readiness::Tcp(addr) => match TcpProbe::connect(addr) {
+                Ok(probe) => {
+                    let registered = self.epoll.add(
+                        probe.as_fd(),
+                        EpollEvent::new(EpollFlags::EPOLLOUT, token(index, TCP)),
+                    );
+                    match registered {
+                        Ok(()) => slot.tcp = Some(probe),
+                        Err(_) => slot.probe_at = Some(now + PROBE_INTERVAL),
+                    }
+                }
+                Err(_) => slot.probe_at = Some(now + PROBE_INTERVAL),
+            },
+            Readiness::Command(command) => {
+                let spec = &slot.service.spec;
+                let argv: [OsString; 3] = ["/bin/sh".into(), "-c".into(), command.into()];
+                let setup = Setup {
+                    cwd: Some(&spec.working_dir),
+                    env: service_env(spec),
+                    credentials: spec.user.as_ref(),
+                    umask: spec.umask,
+                    stdout: Some(Stdio::null()),
+                    stderr: Some(Stdio::null()),
+                    stdin: Some(Stdio::null()),
+                    ..Setup::default()
+                };
+                match spawn::spawn(&argv, setup, self.signals.child_reset()) {
+                    Ok(pid) => slot.probe_pid = Some(pid),
+                    Err(err) => {
+                        warn!("{}: readiness command: {}", spec.name, err.message);
+                        slot.probe_at = Some(now + PROBE_INTERVAL);
+                    }
+                }
+            }
+            Readiness::Started | Readiness::NotifyFd(_) => {}
+        }
+    }
+}
+
+/// What a service's programs (`run`, `finish`, the readiness command) add to the
+/// container's environment: `PIDVISOR_SERVICE`, then the `env` table.
+fn service_env(spec: &ServiceSpec) -> Vec<(&str, &str)> {
+    let name = ("PIDVISOR_SERVICE", spec.name.as_str());
+    let table = spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    std::iter::once(name).chain(table).collect()
+}

@@ -1,0 +1,196 @@
+//! The loop itself: one `epoll_wait`, with no timeout unless a deadline is pending, then
+//! each ready file descriptor to its owner and each passed deadline to its service or
+//! stage; between two waits, the container moves forward ([`Supervisor::advance`]).
+
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::sys::epoll::{EpollEvent, EpollTimeout};
+use tracing::{error, warn};
+
+use super::output;
+use super::state::{Main, NOTIFY, PROBE_INTERVAL, SIGNALS, STDERR, STDOUT, Stage, Supervisor, TCP};
+use crate::control::server;
+use crate::duration::deadline_after;
+use crate::init::reaper::Remaining;
+use crate::init::signals;
+use crate::output::events::Event;
+use crate::services::probe::{Notification, NotifyPipe};
+use crate::services::service::State;
+
+impl Supervisor {
+    /// Runs the container's life and returns its exit code.
+    pub fn run(mut self) -> i32 {
+        let mut events = [EpollEvent::empty(); 32];
+        loop {
+            let now = Instant::now();
+            self.restart_pending_services(now);
+            self.advance(now);
+            self.check_waiters(now);
+            if matches!(self.stage, Stage::Sweep { .. } | Stage::Killing)
+                && self.reap(now) == Remaining::None
+            {
+                self.flush_before_exit(deadline_after(now, self.grace));
+                let code = self.final_exit_code();
+                self.emit(Event::Exit { code });
+                return code;
+            }
+            self.sync_output();
+            let timeout = self.timeout(now);
+            match self.epoll.wait(&mut events, timeout) {
+                Ok(ready) => {
+                    for event in &events[..ready] {
+                        if server::owns_token(event.data()) {
+                            self.on_control_ready(event.data(), event.events());
+                        } else if output::owns_token(event.data()) {
+                            self.on_outlet_writable(event.data());
+                        } else {
+                            self.on_ready_fd(event.data());
+                        }
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(err) => error!("epoll_wait: {err}"),
+            }
+            self.on_deadlines(Instant::now());
+        }
+    }
+
+    fn final_exit_code(&self) -> i32 {
+        if let Some(code) = self.exit_code {
+            return code;
+        }
+        match self.main {
+            Main::Absent | Main::Pending | Main::Running { .. } => 0,
+            Main::Exited(exit) => exit.exit_code(),
+            Main::NotStarted { exit_code } => exit_code,
+        }
+    }
+
+    /// The earliest pending deadline, as an epoll timeout rounded up to whole
+    /// milliseconds (so that we never wake early and spin); none if nothing is pending.
+    fn timeout(&self, now: Instant) -> EpollTimeout {
+        let stage = match &self.stage {
+            Stage::StopMain { deadline } | Stage::Sweep { deadline } => Some(*deadline),
+            Stage::Init { running, .. } | Stage::Finish { running, .. } => {
+                running.as_ref().and_then(|r| r.deadline)
+            }
+            _ => None,
+        };
+        let services = self
+            .slots
+            .iter()
+            .flat_map(|slot| [slot.service.deadline(), slot.probe_at]);
+        let control = self.control_deadline();
+        let Some(deadline) = std::iter::once(stage)
+            .chain(services)
+            .chain(std::iter::once(control))
+            .flatten()
+            .min()
+        else {
+            return EpollTimeout::NONE;
+        };
+        let left = deadline.saturating_duration_since(now);
+        let millis = left.as_micros().div_ceil(1000);
+        EpollTimeout::try_from(millis).unwrap_or(EpollTimeout::MAX)
+    }
+
+    fn on_deadlines(&mut self, now: Instant) {
+        for index in 0..self.slots.len() {
+            if self.slots[index]
+                .service
+                .deadline()
+                .is_some_and(|d| d <= now)
+            {
+                let actions = self.slots[index].service.on_deadline(now);
+                self.apply(index, actions, now);
+            }
+            if self.slots[index].probe_at.is_some_and(|at| at <= now) {
+                self.slots[index].probe_at = None;
+                self.probe(index, now);
+            }
+        }
+        match &mut self.stage {
+            Stage::StopMain { deadline } if *deadline <= now => {
+                if let Main::Running { pid } = self.main {
+                    warn!("main command still running after {:?}: SIGKILL", self.grace);
+                    let _ = signals::send(-pid, libc::SIGKILL);
+                    let _ = signals::send(pid, libc::SIGKILL);
+                }
+                self.stage = Stage::StopServices;
+            }
+            Stage::Init { running, .. } | Stage::Finish { running, .. } => {
+                if let Some(script) = running
+                    && script.deadline.is_some_and(|d| d <= now)
+                {
+                    warn!(
+                        "{} still running after {:?}: SIGKILL",
+                        script.path.display(),
+                        self.finish_timeout
+                    );
+                    let _ = signals::send(-script.pid, libc::SIGKILL);
+                    script.deadline = None;
+                }
+            }
+            Stage::Sweep { deadline } if *deadline <= now => {
+                warn!(
+                    "grace time of {:?} is over: sending SIGKILL to all remaining processes",
+                    self.grace
+                );
+                self.kill_everything();
+            }
+            _ => {}
+        }
+        self.on_control_deadlines(now);
+    }
+
+    fn on_ready_fd(&mut self, token: u64) {
+        if token == SIGNALS {
+            self.drain_signals();
+            return;
+        }
+        let index = (token >> 2) as usize - 1;
+        let now = Instant::now();
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        match token & 3 {
+            STDOUT | STDERR => {
+                let relay = if token & 3 == STDOUT {
+                    &mut slot.stdout
+                } else {
+                    &mut slot.stderr
+                };
+                if let Some(relay) = relay
+                    && let Err(err) = relay.relay(&mut self.scratch)
+                {
+                    warn!("{}: relaying output: {err}", slot.service.name());
+                }
+            }
+            NOTIFY => {
+                let outcome = slot.notify.as_ref().map(NotifyPipe::on_readable);
+                match outcome {
+                    Some(Ok(Notification::Ready)) => {
+                        slot.notify = None;
+                        slot.service.on_ready();
+                    }
+                    Some(Ok(Notification::NotYet)) => {}
+                    Some(Ok(Notification::Closed)) | Some(Err(_)) | None => {
+                        // Closed without a newline: readiness now depends on the timeout.
+                        slot.notify = None;
+                    }
+                }
+            }
+            TCP => {
+                let succeeded = slot.tcp.take().is_some_and(|probe| probe.succeeded());
+                if succeeded {
+                    slot.service.on_ready();
+                } else if matches!(slot.service.state, State::Starting { .. }) {
+                    slot.probe_at = Some(now + PROBE_INTERVAL);
+                }
+            }
+            _ => {}
+        }
+        self.observe(index, now);
+    }
+}

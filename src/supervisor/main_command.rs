@@ -1,0 +1,47 @@
+//! The main command (`pidvisor -- COMMAND`): started once every service wanted at boot is
+//! ready (or has stopped for good), in its own process group with the terminal; its exit
+//! starts the shutdown, and its exit code becomes pidvisor's.
+
+use std::time::Instant;
+
+use tracing::{debug, error, info};
+
+use super::state::{Main, Supervisor};
+use crate::init::reaper::Exit;
+use crate::init::spawn::Setup;
+use crate::init::{signals, spawn};
+
+impl Supervisor {
+    pub(super) fn start_main(&mut self, now: Instant) {
+        let setup = Setup {
+            take_terminal: true,
+            ..Setup::default()
+        };
+        match spawn::spawn(&self.command, setup, self.signals.child_reset()) {
+            Ok(pid) => {
+                debug!(pid, "started main command");
+                self.main = Main::Running { pid };
+            }
+            Err(err) => {
+                error!("{}", err.message);
+                self.main = Main::NotStarted {
+                    exit_code: err.exit_code,
+                };
+                self.begin_shutdown(now);
+            }
+        }
+    }
+
+    pub(super) fn on_main_exit(&mut self, exit: Exit, now: Instant) {
+        self.main = Main::Exited(exit);
+        match exit {
+            Exit::Code(code) => info!("main command exited with code {code}"),
+            Exit::Signal(signo) => info!(
+                "main command was killed by {} (exit code {})",
+                signals::name(signo),
+                exit.exit_code()
+            ),
+        }
+        self.begin_shutdown(now);
+    }
+}

@@ -1,0 +1,82 @@
+//! What a signal received by pidvisor does: SIGCHLD reaps; TERM, INT and QUIT start the
+//! shutdown (a second one kills everything at once); the forwarded signals go on to the
+//! main command, or to every service but the loggers when there is none.
+
+use std::time::Instant;
+
+use tracing::{debug, error, info, warn};
+
+use super::state::{Main, Stage, Supervisor};
+use crate::cli::ForwardTarget;
+use crate::init::signals::{self, Received};
+
+impl Supervisor {
+    pub(super) fn drain_signals(&mut self) {
+        loop {
+            match self.signals.next() {
+                Ok(Some(received)) => self.on_signal(received),
+                Ok(None) => return,
+                Err(err) => {
+                    error!("reading the signalfd: {err}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_signal(&mut self, Received { signo, sender }: Received) {
+        let now = Instant::now();
+        if signo == libc::SIGCHLD {
+            self.reap(now);
+            return;
+        }
+        debug!(signal = %signals::name(signo), sender, "received");
+        let shutting_down = !matches!(self.stage, Stage::Init { .. } | Stage::Up);
+        if signals::is_shutdown_request(signo) && shutting_down {
+            info!(
+                "{} during shutdown: killing everything now",
+                signals::name(signo)
+            );
+            self.kill_everything();
+            return;
+        }
+        if signals::is_forwarded(signo) {
+            self.forward(signo);
+        }
+        if signals::is_shutdown_request(signo) {
+            info!("{}: shutting down", signals::name(signo));
+            self.begin_shutdown(now);
+        }
+    }
+
+    /// Passes a signal on: to the main command if there is one, else to every service but
+    /// the loggers (a logger follows its service's life, not the container's signals: a
+    /// HUP meant to reload the services would kill one that keeps the default action).
+    fn forward(&self, signo: libc::c_int) {
+        let targets: Vec<i32> = match self.main {
+            Main::Running { pid } => vec![match self.forward_to {
+                ForwardTarget::Group => -pid,
+                ForwardTarget::Pid => pid,
+            }],
+            Main::Absent if !signals::is_shutdown_request(signo) => self
+                .slots
+                .iter()
+                .filter(|slot| slot.from_service.is_none())
+                .filter_map(|slot| slot.service.pid())
+                .map(|pid| -pid)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let Some(sent) = self.rewrite.apply(signo) else {
+            debug!("{} dropped (--rewrite)", signals::name(signo));
+            return;
+        };
+        for target in targets {
+            if let Err(err) = signals::send(target, sent)
+                && err.raw_os_error() != Some(libc::ESRCH)
+            {
+                warn!("forwarding {} to {target}: {err}", signals::name(sent));
+            }
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Setting up before the loop: becoming the reaper, raising the open-files limit, the
+//! epoll set, the control socket, the list of init scripts, and a slot for each service
+//! (and for its logger, supervised as a service of its own). A failure here is fatal: it is
+//! reported at once, before anything runs (see the error policy in `mod.rs`).
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use tracing::{debug, error, info, warn};
+
+use super::state::{Main, Observed, SIGNALS, STDERR, STDOUT, Slot, Stage, Supervisor, token};
+use crate::cli::Options;
+use crate::control::server::ControlServer;
+use crate::init::limits;
+use crate::init::signals::SignalQueue;
+use crate::init::sweep::Scope;
+use crate::output::events::{Clock, Event, EventLog};
+use crate::output::logs::{LineRelay, LogPipe, Scratch, Sink};
+use crate::output::outlet;
+use crate::services::service::Service;
+use crate::services::spec::{Readiness, RestartPolicy, ServiceSpec};
+use crate::services::{scan, scripts};
+
+impl Supervisor {
+    /// Sets up everything the loop needs. Errors here are fatal (see the module docs);
+    /// a broken service is not an error here: it is reported and left out.
+    pub fn new(signals: SignalQueue, options: &Options) -> io::Result<Supervisor> {
+        let scope = become_reaper()?;
+        match limits::raise_open_files_limit() {
+            Ok(Some((old, new))) => {
+                debug!("open files limit raised from {old} to {new}; children get {old}")
+            }
+            Ok(None) => {}
+            Err(err) => warn!("cannot raise the open files limit (setrlimit): {err}"),
+        }
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| io::Error::other(format!("epoll_create1: {e}")))?;
+        epoll
+            .add(
+                signals.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, SIGNALS),
+            )
+            .map_err(|e| io::Error::other(format!("epoll_ctl(signalfd): {e}")))?;
+        for sink in outlet::outlets() {
+            let fallback = outlet::lock(sink).fallback().map(str::to_owned);
+            if let Some(why) = fallback {
+                warn!(
+                    "{sink}: writing blocking ({why}): a reader that stops reading will \
+                     stall pidvisor"
+                );
+            }
+        }
+        if signals.started_with_blocked_signals() {
+            info!("pidvisor was started with blocked signals; children start with none blocked");
+        }
+        let init = scripts::list(&options.init_dir).map_err(|e| {
+            io::Error::other(format!("cannot read {}: {e}", options.init_dir.display()))
+        })?;
+        for path in &init.skipped {
+            warn!("{} is not executable: skipped", path.display());
+        }
+        let events = EventLog::new(Clock::new(), options.events_file.as_deref());
+        // PID 1 never dies of its own accord: without a socket, it runs uncontrolled.
+        let control = match ControlServer::bind(&options.socket, &epoll) {
+            Ok(server) => Some(server),
+            Err(err) => {
+                warn!("no control socket, pidvisorctl will not work: {err}");
+                None
+            }
+        };
+        let mut supervisor = Supervisor {
+            signals,
+            epoll,
+            scope,
+            grace: options.grace,
+            forward_to: options.forward_to,
+            rewrite: options.rewrite.clone(),
+            finish_dir: options.finish_dir.clone(),
+            finish_timeout: options.finish_timeout,
+            init_continue_on_error: options.init_continue_on_error,
+            main: if options.command.is_empty() {
+                Main::Absent
+            } else {
+                Main::Pending
+            },
+            command: options.command.clone(),
+            slots: Vec::new(),
+            by_name: HashMap::new(),
+            stage: Stage::Init {
+                queue: init.runnable.into(),
+                running: None,
+            },
+            exit_code: None,
+            scratch: Scratch::default(),
+            orphans_reaped: 0,
+            events,
+            control,
+            waiters: Vec::new(),
+            time_scale: options.time_scale.get(),
+            output_turn: 0,
+        };
+        supervisor.load_services(&options.services_dir)?;
+        Ok(supervisor)
+    }
+
+    /// Reads the services folder; every problem is logged and the service left out.
+    fn load_services(&mut self, dir: &std::path::Path) -> io::Result<()> {
+        let scanned = scan::scan(dir);
+        for problem in &scanned.problems {
+            error!("{problem}");
+            self.emit(Event::ConfigProblem {
+                message: problem.to_string(),
+            });
+        }
+        for spec in scanned.services {
+            let logger = spec.logger.clone();
+            let mut spec = spec.with_time_scale(self.time_scale);
+            if logger.is_some() {
+                spec.after.push(logger_name(&spec.name));
+            }
+            let mut slot = self.new_slot(spec.clone())?;
+            if let Some(run) = logger {
+                let pipe = Rc::new(LogPipe::new()?);
+                slot.to_logger = Some(Rc::clone(&pipe));
+                let mut logger_slot = self.new_slot(logger_spec(&spec, run))?;
+                logger_slot.from_service = Some(pipe);
+                self.push_slot(logger_slot)?;
+            }
+            self.push_slot(slot)?;
+        }
+        if !self.slots.is_empty() {
+            let names: Vec<&str> = self.slots.iter().map(|s| s.service.name()).collect();
+            info!("{} services: {}", names.len(), names.join(", "));
+        }
+        Ok(())
+    }
+
+    fn new_slot(&self, spec: ServiceSpec) -> io::Result<Slot> {
+        let (stdout, stderr) = if spec.log_prefix {
+            let stdout = match spec.logger {
+                Some(_) => None,
+                None => Some(LineRelay::new(&spec.name, Sink::Stdout)?),
+            };
+            (stdout, Some(LineRelay::new(&spec.name, Sink::Stderr)?))
+        } else {
+            (None, None)
+        };
+        Ok(Slot {
+            service: Service::new(spec),
+            stdout,
+            stderr,
+            to_logger: None,
+            from_service: None,
+            notify: None,
+            tcp: None,
+            probe_pid: None,
+            probe_at: None,
+            observed: Observed::default(),
+            runs: 0,
+            restart_pending: false,
+        })
+    }
+
+    fn push_slot(&mut self, slot: Slot) -> io::Result<()> {
+        let index = self.slots.len();
+        for (relay, kind) in [(&slot.stdout, STDOUT), (&slot.stderr, STDERR)] {
+            if let Some(relay) = relay {
+                self.epoll
+                    .add(
+                        relay.as_fd(),
+                        EpollEvent::new(EpollFlags::EPOLLIN, token(index, kind)),
+                    )
+                    .map_err(|e| io::Error::other(format!("epoll_ctl(service pipe): {e}")))?;
+            }
+        }
+        self.by_name.insert(slot.service.name().to_owned(), index);
+        self.slots.push(slot);
+        Ok(())
+    }
+}
+
+/// The logger of service `name` is supervised as a service of its own under this name.
+fn logger_name(name: &str) -> String {
+    format!("{name}/log")
+}
+
+/// The logger's spec: restarted always, output inherited, stopped after its service.
+fn logger_spec(service: &ServiceSpec, run: PathBuf) -> ServiceSpec {
+    let dir = service.dir.join("log");
+    ServiceSpec {
+        name: logger_name(&service.name),
+        working_dir: dir.clone(),
+        dir,
+        run,
+        finish: None,
+        logger: None,
+        start_down: false,
+        restart: RestartPolicy::Always,
+        critical: false,
+        after: Vec::new(),
+        ready: Readiness::Started,
+        log_prefix: false,
+        ..service.clone()
+    }
+}
+
+/// PID 1 reaps by nature; anywhere else, registering as child subreaper makes orphans of
+/// our descendants come to us instead of to the host's init.
+fn become_reaper() -> io::Result<Scope> {
+    let pid = std::process::id() as i32;
+    if pid == 1 {
+        return Ok(Scope::Namespace);
+    }
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer argument.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        let err = io::Error::last_os_error();
+        return Err(io::Error::other(format!(
+            "prctl(PR_SET_CHILD_SUBREAPER): {err}"
+        )));
+    }
+    info!(
+        "not running as PID 1 (pid {pid}): registered as child subreaper; orphans of the main \
+         command are reaped here, and shutdown signals only pidvisor's descendants"
+    );
+    Ok(Scope::DescendantsOf(pid))
+}

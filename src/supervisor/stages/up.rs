@@ -1,0 +1,57 @@
+//! The `Up` stage: each wanted service starts as soon as the services it comes `after` are
+//! ready, and the boot is settled once every service wanted at boot is ready, has stopped
+//! for good, or waits for one that will not come up by itself.
+
+use std::time::Instant;
+
+use crate::services::service::State;
+use crate::supervisor::state::Supervisor;
+
+impl Supervisor {
+    /// True when every service wanted at boot is ready, has stopped for good, or cannot
+    /// start because it waits for one that will not come up by itself.
+    pub(in crate::supervisor) fn boot_settled(&self) -> bool {
+        (0..self.slots.len()).all(|index| {
+            let service = &self.slots[index].service;
+            !service.wanted
+                || service.is_ready()
+                || matches!(service.state, State::Failed | State::Finished)
+                || self.blocked_for_good(index)
+        })
+    }
+
+    /// Whether a service that is down waits, directly or not, for a service that is down
+    /// and not wanted (a `down` file), failed, or finished after an unsuccessful run (one
+    /// that finished successfully counts as up). (`after` has no cycles.)
+    fn blocked_for_good(&self, index: usize) -> bool {
+        let service = &self.slots[index].service;
+        service.state == State::Down
+            && service.spec.after.iter().any(|name| {
+                self.by_name.get(name).is_some_and(|&dep| {
+                    let dependency = &self.slots[dep].service;
+                    (!dependency.wanted && dependency.is_stopped())
+                        || dependency.is_down_for_good()
+                        || self.blocked_for_good(dep)
+                })
+            })
+    }
+
+    /// Starts every wanted, down service whose `after` services are all ready.
+    pub(in crate::supervisor) fn start_due_services(&mut self, now: Instant) {
+        for index in 0..self.slots.len() {
+            let service = &self.slots[index].service;
+            if service.wanted && service.state == State::Down && self.dependencies_ready(index) {
+                let actions = self.slots[index].service.start();
+                self.apply(index, actions, now);
+            }
+        }
+    }
+
+    pub(in crate::supervisor) fn dependencies_ready(&self, index: usize) -> bool {
+        self.slots[index].service.spec.after.iter().all(|name| {
+            self.by_name
+                .get(name)
+                .is_some_and(|&other| self.slots[other].service.is_up_for_dependents())
+        })
+    }
+}

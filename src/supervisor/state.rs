@@ -1,0 +1,204 @@
+//! What the supervisor holds: the [`Supervisor`] itself, a [`Slot`] per service, where the
+//! container is in its life ([`Stage`]), the main command's life ([`Main`]), and the
+//! tokens that tell the event loop's file descriptors apart.
+//!
+//! Data only, and the few helpers every other file of the supervisor needs; what the
+//! supervisor does is in those files, each an `impl Supervisor` of its own.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use nix::sys::epoll::Epoll;
+
+use super::waits::Waiter;
+use crate::cli::ForwardTarget;
+use crate::control::server::ControlServer;
+use crate::init::reaper::Exit;
+use crate::init::signals::{Rewrites, SignalQueue};
+use crate::init::spawn;
+use crate::init::sweep::Scope;
+use crate::output::events::EventLog;
+use crate::output::logs::{LineRelay, LogPipe, Scratch};
+use crate::services::probe::{NotifyPipe, TcpProbe};
+use crate::services::service::{Service, State};
+
+/// Token of the signalfd in the epoll set; slot tokens are `(index + 1) << 2 | kind`; the
+/// control socket's tokens have the top bit set ([`crate::control::server::TOKEN_BIT`]).
+pub(super) const SIGNALS: u64 = 0;
+pub(super) const STDOUT: u64 = 0;
+pub(super) const STDERR: u64 = 1;
+pub(super) const NOTIFY: u64 = 2;
+pub(super) const TCP: u64 = 3;
+
+/// Time between two readiness probes (TCP connect or command) of a starting service.
+pub(super) const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The main command's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Main {
+    /// No main command was given.
+    Absent,
+    /// Given, waiting for the services to be ready.
+    Pending,
+    Running {
+        pid: i32,
+    },
+    Exited(Exit),
+    /// It could not be started; the code is 126 or 127.
+    NotStarted {
+        exit_code: i32,
+    },
+}
+
+/// A one-shot script (cont-init.d or cont-finish.d) that is running.
+#[derive(Debug, Clone)]
+pub(super) struct RunningScript {
+    pub(super) pid: i32,
+    pub(super) path: PathBuf,
+    pub(super) deadline: Option<Instant>,
+}
+
+/// Where the container is in its life (see the module docs).
+#[derive(Debug)]
+pub(super) enum Stage {
+    Init {
+        queue: VecDeque<PathBuf>,
+        running: Option<RunningScript>,
+    },
+    Up,
+    StopMain {
+        deadline: Instant,
+    },
+    StopServices,
+    Finish {
+        queue: VecDeque<PathBuf>,
+        running: Option<RunningScript>,
+    },
+    Sweep {
+        deadline: Instant,
+    },
+    Killing,
+}
+
+/// A service and everything pidvisor holds for it.
+pub(super) struct Slot {
+    pub(super) service: Service,
+    /// Prefixed relays of its stdout and stderr (absent with `log-prefix = false`, when
+    /// the streams are inherited as they are).
+    pub(super) stdout: Option<LineRelay>,
+    pub(super) stderr: Option<LineRelay>,
+    /// The pipe to its logger: the service writes its stdout here, the logger reads it as
+    /// stdin. Shared by the two slots, held open for pidvisor's whole life.
+    pub(super) to_logger: Option<Rc<LogPipe>>,
+    pub(super) from_service: Option<Rc<LogPipe>>,
+    pub(super) notify: Option<NotifyPipe>,
+    pub(super) tcp: Option<TcpProbe>,
+    pub(super) probe_pid: Option<i32>,
+    /// When to run the next readiness probe.
+    pub(super) probe_at: Option<Instant>,
+    /// The state last reported as events (see `observe`).
+    pub(super) observed: Observed,
+    /// Runs started so far (a restart request waits for a newer one).
+    pub(super) runs: u64,
+    /// `pidvisorctl restart`: start it again once it is down.
+    pub(super) restart_pending: bool,
+}
+
+impl Slot {
+    /// The stdout and stderr of the service's programs (`run`, `finish`): the logger's
+    /// pipe or a prefixed relay, or pidvisor's own (`None`) with `log-prefix = false`.
+    pub(super) fn output_for_child(
+        &self,
+    ) -> Result<(Option<Stdio>, Option<Stdio>), spawn::SpawnError> {
+        let stdout = match (&self.to_logger, &self.stdout) {
+            (Some(pipe), _) => Some(
+                pipe.writer_for_child()
+                    .map_err(|e| setup_error("the log pipe", e))?,
+            ),
+            (None, Some(relay)) => Some(
+                relay
+                    .writer_for_child()
+                    .map_err(|e| setup_error("stdout", e))?,
+            ),
+            (None, None) => None,
+        };
+        let stderr = match &self.stderr {
+            Some(relay) => Some(
+                relay
+                    .writer_for_child()
+                    .map_err(|e| setup_error("stderr", e))?,
+            ),
+            None => None,
+        };
+        Ok((stdout, stderr))
+    }
+}
+
+/// Everything the event loop holds; its methods are spread over this folder's files.
+pub struct Supervisor {
+    pub(super) signals: SignalQueue,
+    pub(super) epoll: Epoll,
+    pub(super) scope: Scope,
+    pub(super) grace: Duration,
+    pub(super) forward_to: ForwardTarget,
+    pub(super) rewrite: Rewrites,
+    pub(super) finish_dir: PathBuf,
+    pub(super) finish_timeout: Duration,
+    pub(super) init_continue_on_error: bool,
+    pub(super) main: Main,
+    pub(super) command: Vec<OsString>,
+    pub(super) slots: Vec<Slot>,
+    pub(super) by_name: HashMap<String, usize>,
+    pub(super) stage: Stage,
+    /// The exit code decided by the first cause of shutdown that sets one (a failed init
+    /// script, a critical service); otherwise the main command's.
+    pub(super) exit_code: Option<i32>,
+    pub(super) scratch: Scratch,
+    pub(super) orphans_reaped: u64,
+    pub(super) events: EventLog,
+    /// The control socket; `None` if it could not be created.
+    pub(super) control: Option<ControlServer>,
+    /// Control requests waiting for a service to reach a state.
+    pub(super) waiters: Vec<Waiter>,
+    /// `PIDVISOR_TIME_SCALE`, to report nominal delays.
+    pub(super) time_scale: f64,
+    /// Which slot's backlog a writable outlet serves first (they take turns).
+    pub(super) output_turn: usize,
+}
+
+/// What was last reported about a service.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Observed {
+    pub(super) state: State,
+    pub(super) restarts: u32,
+    /// A `stopped` event was sent for the current down time (a stop that runs a finish
+    /// script passes through `down` twice; it is reported once).
+    pub(super) stop_reported: bool,
+}
+
+impl Default for Observed {
+    fn default() -> Self {
+        Observed {
+            state: State::Down,
+            restarts: 0,
+            stop_reported: false,
+        }
+    }
+}
+
+pub(super) fn token(index: usize, kind: u64) -> u64 {
+    ((index as u64 + 1) << 2) | kind
+}
+
+/// A descriptor for a child could not be made: reported like a program that cannot run.
+pub(super) fn setup_error(what: &str, err: io::Error) -> spawn::SpawnError {
+    spawn::SpawnError {
+        exit_code: 126,
+        message: format!("cannot set up {what}: {err}"),
+    }
+}
