@@ -30,7 +30,11 @@ fn tiny_buffer_drops_the_oldest_lines_and_reports_the_exact_count() {
     logfwd.close_stdin();
     let (status, _) = logfwd.wait_exit(PATIENCE);
     assert!(status.success(), "exit status {status}");
-    assert_eq!(collector.messages("node-4").len(), 11, "nothing else arrived");
+    assert_eq!(
+        collector.messages("node-4").len(),
+        11,
+        "nothing else arrived"
+    );
 }
 
 #[test]
@@ -39,7 +43,14 @@ fn byte_bound_keeps_only_what_fits() {
     let port = free_port();
     let to = format!("127.0.0.1:{port}");
     // Frames of these lines are 60 + ~70 header bytes: 1000 bytes hold 7 of them.
-    let mut logfwd = Logfwd::start(&["--to", &to, "--hostname", "node-5", "--buffer-bytes", "1000"]);
+    let mut logfwd = Logfwd::start(&[
+        "--to",
+        &to,
+        "--hostname",
+        "node-5",
+        "--buffer-bytes",
+        "1000",
+    ]);
     logfwd.write(numbered_lines(1, 100, 60).as_bytes());
     logfwd.wait_for_echo(100);
 
@@ -49,13 +60,25 @@ fn byte_bound_keeps_only_what_fits() {
     assert!(status.success(), "exit status {status}");
     let messages = collector.messages("node-5");
     let kept = numbers(&messages[1..]);
-    let frame = 60 + format!("<14>1 2026-12-03T07:27:20.123456Z node-5 webapp {} - - ", logfwd.pid()).len();
+    let frame = 60
+        + format!(
+            "<14>1 2026-12-03T07:27:20.123456Z node-5 webapp {} - - ",
+            logfwd.pid()
+        )
+        .len();
     let frame = frame + format!("{frame} ").len();
     let fits = 1000 / frame;
-    assert_eq!(kept, (101 - fits..=100).collect::<Vec<_>>(), "{fits} frames of {frame} bytes fit");
+    assert_eq!(
+        kept,
+        (101 - fits..=100).collect::<Vec<_>>(),
+        "{fits} frames of {frame} bytes fit"
+    );
     assert_eq!(
         messages[0],
-        format!("logfwd: dropped {} lines while the collector was unreachable", 100 - fits)
+        format!(
+            "logfwd: dropped {} lines while the collector was unreachable",
+            100 - fits
+        )
     );
 }
 
@@ -91,7 +114,10 @@ fn sigterm_flushes_like_end_of_input() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM logfwd");
     let (status, _) = logfwd.wait_exit(PATIENCE);
     assert!(status.success(), "exit status {status}");
-    assert_eq!(numbers(&collector.wait_for_messages("node-7", 1000)), (1..=1000).collect::<Vec<_>>());
+    assert_eq!(
+        numbers(&collector.wait_for_messages("node-7", 1000)),
+        (1..=1000).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -104,7 +130,10 @@ fn collector_down_at_end_of_input_exits_after_the_flush_timeout() {
     logfwd.close_stdin();
     let (status, took) = logfwd.wait_exit(PATIENCE);
     assert!(status.success(), "exit status {status}");
-    assert!(took >= Duration::from_millis(1400), "exited after {took:?}, before the flush timeout");
+    assert!(
+        took >= Duration::from_millis(1400),
+        "exited after {took:?}, before the flush timeout"
+    );
     assert!(took < Duration::from_secs(10), "exited after {took:?}");
     let stderr = logfwd.stderr();
     assert!(stderr.contains("3 lines not delivered"), "stderr: {stderr}");

@@ -83,7 +83,8 @@ action(type="omfile" dynaFile="per-host" template="line")
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM rsyslogd");
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+                .expect("SIGTERM rsyslogd");
             child.wait().expect("wait for rsyslogd");
         }
     }
@@ -115,14 +116,18 @@ action(type="omfile" dynaFile="per-host" template="line")
 
     /// Waits until `host`'s file has at least `count` lines; returns the MSG parts.
     pub fn wait_for_messages(&self, host: &str, count: usize) -> Vec<String> {
-        wait_until(PATIENCE, &format!("the collector has {count} messages from {host}"), || {
-            let messages = self.messages(host);
-            if messages.len() >= count {
-                Ok(messages)
-            } else {
-                Err(format!("{} messages", messages.len()))
-            }
-        })
+        wait_until(
+            PATIENCE,
+            &format!("the collector has {count} messages from {host}"),
+            || {
+                let messages = self.messages(host);
+                if messages.len() >= count {
+                    Ok(messages)
+                } else {
+                    Err(format!("{} messages", messages.len()))
+                }
+            },
+        )
     }
 }
 

@@ -25,7 +25,9 @@ pub fn release_binary() -> &'static Path {
 
 fn built(profile: &str, flags: &[&str]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = root.join(format!("target/x86_64-unknown-linux-gnu/{profile}/examples/logfwd"));
+    let path = root.join(format!(
+        "target/x86_64-unknown-linux-gnu/{profile}/examples/logfwd"
+    ));
     if profile == "release" || !path.exists() {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--example", "logfwd"])
@@ -33,7 +35,10 @@ fn built(profile: &str, flags: &[&str]) -> PathBuf {
             .current_dir(root)
             .status()
             .expect("run cargo build --example logfwd");
-        assert!(status.success(), "cargo build --example logfwd {flags:?} failed");
+        assert!(
+            status.success(),
+            "cargo build --example logfwd {flags:?} failed"
+        );
     }
     path
 }
@@ -85,6 +90,11 @@ impl Logfwd {
             .expect("write to logfwd's stdin");
     }
 
+    /// Hands stdin over (to a writer thread); dropping it is end of input.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin still open")
+    }
+
     /// Closes stdin: end of input.
     pub fn close_stdin(&mut self) {
         self.stdin.take();
@@ -100,17 +110,35 @@ impl Logfwd {
 
     /// Waits until stdout has at least `count` lines (the echo of what was read).
     pub fn wait_for_echo(&self, count: usize) {
-        wait_until(PATIENCE, &format!("logfwd has echoed {count} lines"), || {
-            let lines = self.stdout.lock().expect("stdout buffer").iter().filter(|&&b| b == b'\n').count();
-            if lines >= count { Ok(()) } else { Err(format!("{lines} lines; stderr: {}", self.stderr())) }
-        });
+        wait_until(
+            PATIENCE,
+            &format!("logfwd has echoed {count} lines"),
+            || {
+                let lines = self
+                    .stdout
+                    .lock()
+                    .expect("stdout buffer")
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+                if lines >= count {
+                    Ok(())
+                } else {
+                    Err(format!("{lines} lines; stderr: {}", self.stderr()))
+                }
+            },
+        );
     }
 
     /// Waits until stderr contains `text`.
     pub fn wait_for_log(&self, text: &str) {
         wait_until(PATIENCE, &format!("logfwd logs {text:?}"), || {
             let stderr = self.stderr();
-            if stderr.contains(text) { Ok(()) } else { Err(stderr) }
+            if stderr.contains(text) {
+                Ok(())
+            } else {
+                Err(stderr)
+            }
         });
     }
 
@@ -152,7 +180,9 @@ fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> J
             if n == 0 {
                 break;
             }
-            into.lock().expect("output buffer").extend_from_slice(&buf[..n]);
+            into.lock()
+                .expect("output buffer")
+                .extend_from_slice(&buf[..n]);
         }
     })
 }

@@ -47,16 +47,26 @@ fn timestamps_match_date_at_calendar_edges() {
     ];
     for (secs, date) in instants.iter().zip(dates_of(&instants)) {
         let at = UNIX_EPOCH + Duration::new(*secs, 123_456_789);
-        assert_eq!(syslog::rfc3339_micros(at), format!("{date}.123456Z"), "at {secs} s");
+        assert_eq!(
+            syslog::rfc3339_micros(at),
+            format!("{date}.123456Z"),
+            "at {secs} s"
+        );
     }
 }
 
 #[test]
 fn every_day_of_four_centuries_matches_date() {
     // One instant per 97 days from 1970 to 2370 (coprime with weeks, months, years).
-    let instants: Vec<u64> = (0..1_510).map(|i| 12_345 + i * (97 * 86_400 + 3_601)).collect();
+    let instants: Vec<u64> = (0..1_510)
+        .map(|i| 12_345 + i * (97 * 86_400 + 3_601))
+        .collect();
     for (secs, date) in instants.iter().zip(dates_of(&instants)) {
         let at = UNIX_EPOCH + Duration::from_secs(*secs);
-        assert_eq!(syslog::rfc3339_micros(at), format!("{date}.000000Z"), "at {secs} s");
+        assert_eq!(
+            syslog::rfc3339_micros(at),
+            format!("{date}.000000Z"),
+            "at {secs} s"
+        );
     }
 }
