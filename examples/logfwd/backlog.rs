@@ -1,6 +1,8 @@
 //! The lines waiting to be sent, as framed messages, oldest first, bounded in lines and
-//! in bytes. When a new line does not fit, the oldest lines go; the caller gets their
-//! count, and reports it (in a log line and to the collector).
+//! in bytes. While the collector is unreachable, a new line that does not fit pushes the
+//! oldest lines out; the caller gets their count, and reports it (in a log line and to
+//! the collector). While it is connected but slower than the input, the caller stops
+//! reading instead (`is_full`), and the last chunk read may overshoot the bound.
 //!
 //! Lines a lost connection gives back (sent, never acknowledged) return to the front,
 //! and the bound applies to them too: if the buffer is full they are the oldest, so
@@ -25,11 +27,17 @@ impl Backlog {
         }
     }
 
-    /// Adds a new line at the back; returns how many old lines it pushed out.
-    pub fn push(&mut self, frame: Vec<u8>) -> u64 {
+    /// Adds a new line at the back; with `drop_oldest`, enforces the bound and returns
+    /// how many old lines it pushed out.
+    pub fn push(&mut self, frame: Vec<u8>, drop_oldest: bool) -> u64 {
         self.bytes += frame.len();
         self.frames.push_back(frame);
-        self.trim()
+        if drop_oldest { self.trim() } else { 0 }
+    }
+
+    /// Whether the bound is reached: time to stop taking lines, or to drop old ones.
+    pub fn is_full(&self) -> bool {
+        self.frames.len() >= self.max_lines || self.bytes >= self.max_bytes
     }
 
     /// Puts lines back at the front, in their order (they are older than every line

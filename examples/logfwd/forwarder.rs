@@ -3,7 +3,8 @@
 //! the acknowledgements), and reacts to whichever comes first.
 //!
 //! - A chunk on stdin is cut into lines; each is echoed to stdout, stamped, framed and
-//!   pushed into the backlog (which drops the oldest lines when full).
+//!   pushed into the backlog. When it is full, the oldest lines are dropped if the
+//!   collector is unreachable; if it is connected (only slower), stdin waits instead.
 //! - While connected, lines move from the backlog to the link as the socket takes them;
 //!   the link keeps them until the collector acknowledges them.
 //! - A lost connection gives its unacknowledged lines back to the backlog; connecting
@@ -125,7 +126,11 @@ impl Forwarder {
                 }
             }
 
-            let reading = self.flush_until.is_none();
+            // A collector that is up but slower than the input slows the input down
+            // (the service blocks in write, as with a stalled stdout); only one that
+            // is unreachable makes lines drop.
+            let connected = matches!(self.connection, Connection::Up(_));
+            let reading = self.flush_until.is_none() && !(connected && self.backlog.is_full());
             let link = match &self.connection {
                 Connection::Up(link) => Some(link),
                 Connection::Down { .. } => None,
@@ -192,7 +197,8 @@ impl Forwarder {
             }
         }
         let frame = self.header.frame(line, SystemTime::now());
-        let dropped = self.backlog.push(frame);
+        let unreachable = matches!(self.connection, Connection::Down { .. });
+        let dropped = self.backlog.push(frame, unreachable);
         self.note_drops(dropped);
     }
 
