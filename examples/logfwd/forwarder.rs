@@ -46,6 +46,13 @@ enum Connection {
     Up(Link),
 }
 
+/// What [`Forwarder::wait`] found ready.
+struct Ready {
+    signal: bool,
+    stdin: bool,
+    peer: bool,
+}
+
 struct Forwarder {
     config: Config,
     header: Header,
@@ -126,42 +133,8 @@ impl Forwarder {
                 }
             }
 
-            // A collector that is up but slower than the input slows the input down
-            // (the service blocks in write, as with a stalled stdout); only one that
-            // is unreachable makes lines drop.
-            let connected = matches!(self.connection, Connection::Up(_));
-            let reading = self.flush_until.is_none() && !(connected && self.backlog.is_full());
-            let link = match &self.connection {
-                Connection::Up(link) => Some(link),
-                Connection::Down { .. } => None,
-            };
-            let mut watches = vec![Watch::new(signals.as_fd(), sys::POLLIN)];
-            if reading {
-                watches.push(Watch::new(stdin.as_fd(), sys::POLLIN));
-            }
-            if let Some(link) = link {
-                let mut events = sys::POLLIN | sys::POLLRDHUP;
-                if link.unwritten_bytes() > 0 {
-                    events |= sys::POLLOUT;
-                }
-                watches.push(Watch::new(link.fd(), events));
-            }
-            sys::poll(
-                &mut watches,
-                self.next_deadline().map(|d| d - Instant::now().min(d)),
-            )
-            .map_err(|e| format!("poll failed: {e}"))?;
-
-            let signalled = watches[0].fired(sys::POLLIN);
-            let stdin_ready =
-                reading && watches[1].fired(sys::POLLIN | sys::POLLHUP | sys::POLLERR);
-            let peer_event = link.is_some()
-                && watches.last().is_some_and(|w| {
-                    w.fired(sys::POLLIN | sys::POLLRDHUP | sys::POLLHUP | sys::POLLERR)
-                });
-            drop(watches);
-
-            if signalled {
+            let ready = self.wait(&stdin, &signals)?;
+            if ready.signal {
                 drain(&mut signals);
                 tracing::info!(
                     "stop signal: flushing for at most {:?}",
@@ -169,7 +142,7 @@ impl Forwarder {
                 );
                 self.start_flush(&mut splitter);
             }
-            if stdin_ready && self.flush_until.is_none() {
+            if ready.stdin && self.flush_until.is_none() {
                 match stdin.read(&mut chunk) {
                     Ok(0) => self.start_flush(&mut splitter),
                     Ok(n) => splitter.feed(&chunk[..n], |line| self.take_line(line)),
@@ -181,10 +154,41 @@ impl Forwarder {
                 }
                 self.flush_echo();
             }
-            if peer_event {
+            if ready.peer {
                 self.check_peer();
             }
         }
+    }
+
+    /// Waits for the next event or deadline; says which descriptors are ready.
+    fn wait(&self, stdin: &File, signals: &UnixStream) -> Result<Ready, String> {
+        // A collector that is up but slower than the input slows the input down (the
+        // service blocks in write, as with a stalled stdout); only one that is
+        // unreachable makes lines drop.
+        let connected = matches!(self.connection, Connection::Up(_));
+        let reading = self.flush_until.is_none() && !(connected && self.backlog.is_full());
+        let mut watches = vec![Watch::new(signals.as_fd(), sys::POLLIN)];
+        if reading {
+            watches.push(Watch::new(stdin.as_fd(), sys::POLLIN));
+        }
+        if let Connection::Up(link) = &self.connection {
+            let mut events = sys::POLLIN | sys::POLLRDHUP;
+            if link.unwritten_bytes() > 0 {
+                events |= sys::POLLOUT;
+            }
+            watches.push(Watch::new(link.fd(), events));
+        }
+        let timeout = self.next_deadline().map(|d| d - Instant::now().min(d));
+        sys::poll(&mut watches, timeout).map_err(|e| format!("poll failed: {e}"))?;
+        let closed = sys::POLLHUP | sys::POLLERR;
+        Ok(Ready {
+            signal: watches[0].fired(sys::POLLIN),
+            stdin: reading && watches[1].fired(sys::POLLIN | closed),
+            peer: connected
+                && watches
+                    .last()
+                    .is_some_and(|w| w.fired(sys::POLLIN | sys::POLLRDHUP | closed)),
+        })
     }
 
     /// One line of input: echoed, stamped now, framed, buffered.
