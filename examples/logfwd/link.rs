@@ -32,7 +32,15 @@
 //!   acknowledges unread data about every 64 KiB on loopback, and all of it when the
 //!   collector is behind), and bytes it read whose ACK had not come back yet are sent
 //!   again. Nothing on the sender's side can tell these apart; this is logged as a warning
-//!   naming the risk. The tests measure both figures (README, "log forwarder").
+//!   naming the risk.
+//!
+//! Measured (tests/logfwd/delivery.rs, rsyslog 8.2302 on loopback, collector stopped with
+//! SIGTERM and started again mid-stream): at up to 10,000 lines/s, 0 lost and 0
+//! duplicated (asserted; the close is clean, or a reset with nothing acknowledged
+//! unread). Flat out, where rsyslog falls behind and holds up to megabytes acknowledged
+//! but unread in its socket: 0 duplicated, and 0 to ~14,000 of 200,000 lines lost (what
+//! rsyslog discarded at exit). Exactly once at any rate needs acknowledgements from the
+//! collector: RELP (rsyslog's `imrelp`), not plain TCP.
 
 use std::collections::VecDeque;
 use std::fmt;
