@@ -8,7 +8,8 @@
 //! - While connected, lines move from the backlog to the link as the socket takes them;
 //!   the link keeps them until the collector acknowledges them.
 //! - A lost connection gives its unacknowledged lines back to the backlog; connecting
-//!   is retried with exponential backoff (100 ms doubling to 5 s).
+//!   is retried with exponential backoff (100 ms doubling to 5 s). A connect attempt
+//!   blocks the loop (name lookup, then at most 2 s per address); stdin waits meanwhile.
 //! - End of input, SIGTERM or SIGINT start the flush: it ends when every line is
 //!   acknowledged, or at `--flush-timeout`, saying how many were not delivered. Exit 0.
 //!
