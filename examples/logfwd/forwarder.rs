@@ -4,7 +4,8 @@
 //!
 //! - A chunk on stdin is cut into lines; each is echoed to stdout, stamped, framed and
 //!   pushed into the backlog. When it is full, the oldest lines are dropped if the
-//!   collector is unreachable; if it is connected (only slower), stdin waits instead.
+//!   collector is unreachable (down, or stalled: nothing acknowledged for 2 s); if it is
+//!   connected and only slower, stdin waits instead.
 //! - While connected, lines move from the backlog to the link as the socket takes them;
 //!   the link keeps them until the collector acknowledges them.
 //! - A lost connection gives its unacknowledged lines back to the backlog; connecting
@@ -38,6 +39,10 @@ const ACK_CHECK: Duration = Duration::from_millis(10);
 /// How many bytes to hand to the link ahead of the socket; the rest waits in the backlog,
 /// where the bound applies.
 const LINK_AHEAD: usize = 256 << 10;
+/// A connected collector that acknowledges nothing for this long, while lines wait, is
+/// treated as unreachable: the input is read again and the oldest lines drop, so that a
+/// stalled collector does not stall the service.
+const STALLED_AFTER: Duration = Duration::from_secs(2);
 
 enum Connection {
     Down {
@@ -165,9 +170,9 @@ impl Forwarder {
     fn wait(&self, stdin: &File, signals: &UnixStream) -> Result<Ready, String> {
         // A collector that is up but slower than the input slows the input down (the
         // service blocks in write, as with a stalled stdout); only one that is
-        // unreachable makes lines drop.
+        // unreachable (or stalled) makes lines drop.
         let connected = matches!(self.connection, Connection::Up(_));
-        let reading = self.flush_until.is_none() && !(connected && self.backlog.is_full());
+        let reading = self.flush_until.is_none() && (!self.backlog.is_full() || self.unreachable());
         let mut watches = vec![Watch::new(signals.as_fd(), sys::POLLIN)];
         if reading {
             watches.push(Watch::new(stdin.as_fd(), sys::POLLIN));
@@ -202,9 +207,18 @@ impl Forwarder {
             }
         }
         let frame = self.header.frame(line, SystemTime::now());
-        let unreachable = matches!(self.connection, Connection::Down { .. });
-        let dropped = self.backlog.push(frame, unreachable);
+        let dropped = self.backlog.push(frame, self.unreachable());
         self.note_drops(dropped);
+    }
+
+    /// Down, or up but stalled: lines may drop rather than wait.
+    fn unreachable(&self) -> bool {
+        match &self.connection {
+            Connection::Down { .. } => true,
+            Connection::Up(link) => link
+                .waiting_since()
+                .is_some_and(|since| since.elapsed() >= STALLED_AFTER),
+        }
     }
 
     fn note_drops(&mut self, dropped: u64) {
@@ -272,10 +286,12 @@ impl Forwarder {
 
     /// Moves lines to the link as the socket takes them, drop report first.
     fn send(&mut self) {
+        // A stalled collector hears about the drops once it takes lines again.
+        let stalled = self.unreachable();
         let Connection::Up(link) = &mut self.connection else {
             return;
         };
-        if self.unreported_drops > 0 {
+        if self.unreported_drops > 0 && !stalled {
             let count = std::mem::take(&mut self.unreported_drops);
             self.dropping = false;
             let notice =

@@ -47,7 +47,7 @@ use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cli::Target;
 use crate::sys;
@@ -71,6 +71,8 @@ pub struct Link {
     write_offset: u64,
     /// Bytes in `frames` not written yet.
     unwritten_bytes: usize,
+    /// Since when lines have been waiting without the collector acknowledging any.
+    waiting_since: Option<Instant>,
 }
 
 /// Why a connection ended.
@@ -124,6 +126,7 @@ impl Link {
                         first_offset: 0,
                         write_offset: 0,
                         unwritten_bytes: 0,
+                        waiting_since: None,
                     });
                 }
                 Err(err) => failure = err,
@@ -138,12 +141,19 @@ impl Link {
 
     /// Queues a frame to be written after the others.
     pub fn push(&mut self, frame: Vec<u8>) {
+        self.waiting_since.get_or_insert_with(Instant::now);
         self.unwritten_bytes += frame.len();
         self.frames.push_back(frame);
     }
 
     pub fn unwritten_bytes(&self) -> usize {
         self.unwritten_bytes
+    }
+
+    /// Since when the collector has acknowledged nothing although lines wait (None: none
+    /// wait).
+    pub fn waiting_since(&self) -> Option<Instant> {
+        self.waiting_since
     }
 
     /// Lines given to this connection that the collector has not acknowledged.
@@ -199,6 +209,7 @@ impl Link {
             self.frames.pop_front();
             self.first_offset += len;
             self.written -= 1;
+            self.waiting_since = (!self.frames.is_empty()).then(Instant::now);
         }
         Ok(())
     }

@@ -2,6 +2,9 @@
 //! says exactly how many (in a log line and to the collector once it is back); at end of
 //! input or SIGTERM, a flush bounded by `--flush-timeout`, then exit 0.
 
+use std::io::Write;
+use std::net::TcpListener;
+use std::thread;
 use std::time::Duration;
 
 use crate::collector::Rsyslog;
@@ -137,4 +140,34 @@ fn collector_down_at_end_of_input_exits_after_the_flush_timeout() {
     assert!(took < Duration::from_secs(10), "exited after {took:?}");
     let stderr = logfwd.stderr();
     assert!(stderr.contains("3 lines not delivered"), "stderr: {stderr}");
+}
+
+/// A collector that accepts and then never reads: after 2 s without an acknowledgement
+/// logfwd reads its input again (dropping the oldest lines) so that the service does not
+/// block, and at end of input it exits after the flush timeout, saying what it lost.
+#[test]
+fn a_stalled_collector_stalls_neither_the_input_nor_the_exit() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let to = listener.local_addr().expect("its address").to_string();
+    let mut logfwd = Logfwd::start(&["--to", &to, "--no-echo", "--flush-timeout", "1s"]);
+    let (_stalled, _) = listener.accept().expect("logfwd connects");
+    let mut stdin = logfwd.take_stdin();
+    // 300,000 lines of 100 bytes: more than the kernel buffers on both sides take.
+    let writer = thread::spawn(move || stdin.write_all(numbered_lines(1, 300_000, 100).as_bytes()));
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("logfwd reads all of its input");
+    let (status, took) = logfwd.wait_exit(PATIENCE);
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        took < Duration::from_secs(15),
+        "exited {took:?} after end of input"
+    );
+    let stderr = logfwd.stderr();
+    assert!(
+        stderr.contains("dropping the oldest lines"),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("lines not delivered"), "stderr: {stderr}");
 }
