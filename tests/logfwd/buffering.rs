@@ -61,8 +61,6 @@ fn byte_bound_keeps_only_what_fits() {
     logfwd.close_stdin();
     let (status, _) = logfwd.wait_exit(PATIENCE);
     assert!(status.success(), "exit status {status}");
-    let messages = collector.messages("node-5");
-    let kept = numbers(&messages[1..]);
     let frame = 60
         + format!(
             "<14>1 2026-12-03T07:27:20.123456Z node-5 webapp {} - - ",
@@ -71,6 +69,8 @@ fn byte_bound_keeps_only_what_fits() {
         .len();
     let frame = frame + format!("{frame} ").len();
     let fits = 1000 / frame;
+    let messages = collector.wait_for_messages("node-5", fits + 1);
+    let kept = numbers(&messages[1..]);
     assert_eq!(
         kept,
         (101 - fits..=100).collect::<Vec<_>>(),
