@@ -7,9 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== building pidvisor (release, static)"
-cargo build --release --quiet
+echo "== building pidvisor (release, static) and the example services"
+cargo build --release --quiet --bins --examples
 PIDVISOR=$PWD/target/x86_64-unknown-linux-gnu/release/pidvisor
+EXAMPLES=$PWD/target/x86_64-unknown-linux-gnu/release/examples
+# Everything the demo writes goes in here, and goes when it ends.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 ls -l "$PIDVISOR" | awk '{printf "   %s bytes, ", $5}'; file -b "$PIDVISOR" | cut -d, -f1-2
 
 ns=(unshare --pid --fork --mount-proc)
@@ -29,11 +33,12 @@ echo -n "   pidvisor as PID 1:     zombies left = "
 
 echo
 echo "== 2. docker stop: SIGTERM goes to PID 1 only; does the app hear it?"
-app='trap "echo \"   app: got SIGTERM, shutting down cleanly\"; exit 0" TERM; touch /tmp/pidvisor-demo.ready; while :; do sleep 0.05; done 2>/dev/null'
+export READY=$work/ready
+app='trap "echo \"   app: got SIGTERM, shutting down cleanly\"; exit 0" TERM; touch "$READY"; while :; do sleep 0.05; done 2>/dev/null'
 stop_after_ready() { # $@: the container command; prints how it ended and how long it took
-  rm -f /tmp/pidvisor-demo.ready
+  rm -f "$READY"
   "$@" & local unshare_pid=$!
-  while [ ! -e /tmp/pidvisor-demo.ready ]; do sleep 0.01; done
+  while [ ! -e "$READY" ]; do sleep 0.01; done
   local init; init=$(cat /proc/$unshare_pid/task/$unshare_pid/children)
   local start; start=$(date +%s%N)
   kill -TERM "$init"
@@ -61,33 +66,57 @@ for cmd in "exit 3" "kill -SEGV \$\$" "no-such-program"; do
   "${ns[@]}" "$PIDVISOR" --log-level error -- sh -c "$cmd" 2>/dev/null || status=$?
   printf '   %-18s -> %s\n' "$cmd" "$status"
 done
-rm -f /tmp/pidvisor-demo.ready
 
 echo
 echo "== 4. services: this repository's services.d, supervised as PID 1"
+# The web node of the example cluster: webapp, its log forwarder (log/run) and the gossip
+# agent, the project's own programs (examples/), with rsyslog as the log collector when
+# it is installed.
 "$PIDVISOR" --check services.d | sed 's/^/   /'
-work=$(mktemp -d)
 cp -a services.d "$work/"
-if ! command -v serf >/dev/null; then
-  echo "   (serf is not installed: the gossip agent is left out; apt-get install serf to see it)"
-  rm -rf "$work/services.d/gossip"
+mkdir -p "$work/bin"
+ln -s "$PIDVISOR" "$work/bin/pidvisorctl"
+for program in webapp gossip logfwd; do ln -s "$EXAMPLES/$program" "$work/bin/$program"; done
+export GOSSIP_SOCKET=$work/gossip.sock
+if command -v rsyslogd >/dev/null; then
+  # The collector, supervised beside the others: rsyslog's TCP input on loopback, one
+  # file per host.
+  export LOG_COLLECTOR=127.0.0.1:10514
+  mkdir -p "$work/services.d/collector" "$work/rsyslog"
+  cat > "$work/rsyslog.conf" <<CONF
+global(workDirectory="$work/rsyslog")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="10514")
+template(name="perhost" type="string" string="$work/rsyslog/%HOSTNAME%.log")
+template(name="line" type="string" string="%TIMESTAMP:::date-rfc3339% %APP-NAME%[%PROCID%] %MSG%\n")
+action(type="omfile" dynaFile="perhost" template="line")
+CONF
+  printf '#!/bin/sh\nexec rsyslogd -n -iNONE -f "%s"\n' "$work/rsyslog.conf" > "$work/services.d/collector/run"
+  chmod +x "$work/services.d/collector/run"
+  printf 'ready = { tcp = "127.0.0.1:10514" }\n' > "$work/services.d/collector/service.toml"
+  printf 'after = ["collector"]\n' >> "$work/services.d/webapp/service.toml"
+else
+  echo "   (rsyslog is not installed: the log forwarder only echoes; apt-get install rsyslog to see it ship)"
 fi
 cat > "$work/scenario.sh" <<'SCENARIO'
 #!/bin/sh
 # The main command: talks to the web app, crashes it, and watches pidvisor bring it back,
 # asking pidvisor itself through pidvisorctl (the same binary under another name).
-fetch() { python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/").read().decode().strip())'; }
-echo "main: webapp says: $(fetch)"
-pid=$(pgrep -f http.server)
-echo "main: killing the web app (pid $pid) with SIGKILL"
-kill -KILL "$pid"
+get() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:8080" + sys.argv[1], headers={"Accept": "application/json"})).read().decode().strip())' "$1"; }
+echo "main: GET / says: $(get /)"
+echo "main: gossip members:"
+gossip members --socket "$GOSSIP_SOCKET" | sed 's/^/      /'
+echo "main: GET /crash?signal=SEGV (the web app dies of SIGSEGV)"
+get '/crash?signal=SEGV' >/dev/null 2>&1 || true
 pidvisorctl wait webapp --state ready --restarts 1 --timeout 10s >/dev/null
-echo "main: webapp is back (pid $(pgrep -f http.server)) and says: $(fetch)"
+echo "main: webapp is back and says: $(get /)"
 echo "main: pidvisorctl status"
 pidvisorctl status | sed 's/^/      /'
 SCENARIO
 chmod +x "$work/scenario.sh"
-ln -s "$PIDVISOR" "$work/pidvisorctl"
-PATH="$work:$PATH" PIDVISOR_SOCKET="$work/control.sock" \
+PATH="$work/bin:$PATH" PIDVISOR_SOCKET="$work/control.sock" \
   "${ns[@]}" "$PIDVISOR" --services-dir "$work/services.d" -- "$work/scenario.sh" 2>&1 | sed 's/^/   /'
-rm -rf "$work"
+if [ -n "${LOG_COLLECTOR:-}" ]; then
+  echo "   what rsyslog received from the log forwarder ($(ls "$work"/rsyslog/*.log)):"
+  sed 's/^/      /' "$work"/rsyslog/*.log
+fi

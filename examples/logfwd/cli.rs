@@ -5,11 +5,12 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
-usage: logfwd --to HOST:PORT [options]
+usage: logfwd [--to HOST:PORT] [options]
 Reads lines on stdin, echoes them to stdout and ships each as an RFC 5424 syslog
 message over TCP (RFC 6587 octet counting) to the collector at HOST:PORT.
 
-  --to HOST:PORT         the collector (rsyslog imtcp); HOST is resolved at each connect
+  --to HOST:PORT         the collector (rsyslog imtcp); HOST is resolved at each connect.
+                         Without it, logfwd only echoes (a node with no collector)
   --app NAME             APP-NAME [default: $PIDVISOR_SERVICE without /log, else logfwd]
   --hostname NAME        HOSTNAME [default: this host's name]
   --facility NAME|N      kern, user, daemon, local0..local7, ... [default: user]
@@ -46,6 +47,8 @@ pub struct Config {
 
 pub enum Parsed {
     Run(Config),
+    /// No collector: copy stdin to stdout, nothing more.
+    EchoOnly,
     Help,
 }
 
@@ -121,7 +124,12 @@ pub fn parse(
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    let to = to.ok_or("--to HOST:PORT is required (the collector's address)")?;
+    let Some(to) = to else {
+        return match echo {
+            true => Ok(Parsed::EchoOnly),
+            false => Err("--no-echo without --to leaves nothing to do: give --to HOST:PORT".into()),
+        };
+    };
     let app = match app {
         Some(app) => app,
         None => default_app(service),

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     let service = std::env::var("PIDVISOR_SERVICE").ok();
     let config = match cli::parse(std::env::args_os().skip(1), service.as_deref()) {
         Ok(cli::Parsed::Run(config)) => config,
+        Ok(cli::Parsed::EchoOnly) => return echo_only(),
         Ok(cli::Parsed::Help) => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
@@ -55,6 +56,18 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Without a collector: every line on stdin goes to stdout as it is, until end of input.
+fn echo_only() -> ExitCode {
+    tracing::info!("no --to: echoing only");
+    match std::io::copy(&mut std::io::stdin().lock(), &mut std::io::stdout().lock()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("echoing stdin to stdout: {err}");
             ExitCode::FAILURE
         }
     }

@@ -69,7 +69,10 @@ fn bad_arguments_give_a_message_and_exit_2() {
         (&["--to", "no-port"], "--to \"no-port\": no port"),
         (&["--to", "host:99999"], "bad port \"99999\""),
         (&["--to", ":514"], "bad host"),
-        (&[], "--to HOST:PORT is required"),
+        (
+            &["--no-echo"],
+            "--no-echo without --to leaves nothing to do",
+        ),
         (
             &["--to", "h:514", "--facility", "nope"],
             "--facility \"nope\"",
@@ -91,4 +94,23 @@ fn bad_arguments_give_a_message_and_exit_2() {
         );
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn without_a_collector_it_only_echoes_and_exits_0_at_end_of_input() {
+    let mut logfwd = Logfwd::start(&["--hostname", "node-10"]);
+    logfwd.write(b"first\nsecond, without a newline");
+    logfwd.close_stdin();
+    let (status, _) = logfwd.wait_exit(PATIENCE);
+    assert!(
+        status.success(),
+        "exit status {status}; stderr: {}",
+        logfwd.stderr()
+    );
+    assert_eq!(logfwd.stdout(), b"first\nsecond, without a newline");
+    assert!(
+        logfwd.stderr().contains("no --to: echoing only"),
+        "{}",
+        logfwd.stderr()
+    );
 }
