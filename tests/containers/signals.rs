@@ -1,7 +1,7 @@
 //! Signals from outside the container: `docker kill -s HUP` reaches every service, and
 //! `docker stop` stops them all with SIGTERM (no SIGKILL needed: exit code 0) in well
-//! under Docker's 10 s; the same under `docker run --init`. The services are
-//! `fixtures/signals.d`: two shell scripts that log the signals they get.
+//! under Docker's 10 s; the same under `docker run --init` and as a non-root user. The
+//! services are `fixtures/signals.d`: two shell scripts that log the signals they get.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,11 @@ fn docker_kill_hup_and_docker_stop_reach_every_service() {
 #[test]
 fn docker_kill_hup_and_docker_stop_reach_every_service_under_docker_init() {
     hup_then_stop(&["--init"]);
+}
+
+#[test]
+fn docker_kill_hup_and_docker_stop_reach_every_service_as_a_non_root_user() {
+    hup_then_stop(&["--user", "1000:1000"]);
 }
 
 fn hup_then_stop(options: &[&str]) {

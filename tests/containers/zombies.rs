@@ -1,7 +1,7 @@
 //! Zombies: a service that double-forks (`fixtures/orphans.d`) leaves none. Its orphans
 //! are adopted by pidvisor (PID 1, or under `docker run --init` a subreaper below
 //! Docker's tini, which would otherwise get them), exit, and are reaped: neither
-//! `docker top` nor the container's `/proc` shows a zombie.
+//! `docker top` nor the container's `/proc` shows a zombie. The same as a non-root user.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,6 +18,11 @@ fn a_double_forking_service_leaves_no_zombie() {
 #[test]
 fn a_double_forking_service_leaves_no_zombie_under_docker_init() {
     no_zombies(&["--init"]);
+}
+
+#[test]
+fn a_double_forking_service_leaves_no_zombie_as_a_non_root_user() {
+    no_zombies(&["--user", "1000:1000"]);
 }
 
 fn no_zombies(options: &[&str]) {
