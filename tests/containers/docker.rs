@@ -92,7 +92,8 @@ fn build_images() -> Result<Images, String> {
     let build = run_bounded(
         Command::new("docker")
             .current_dir(REPO)
-            .args(["build", "--quiet", "--file", "Dockerfile.example"])
+            // --force-rm: a failed step leaves no stopped container behind.
+            .args(["build", "--force-rm", "--file", "Dockerfile.example"])
             .args(["--build-arg", &format!("RUST_IMAGE={base}")])
             .args(["--build-arg", &format!("BASE_IMAGE={base}")])
             .args(["--build-arg", &format!("PREBUILT={RELEASE_DIR}")])
@@ -121,7 +122,7 @@ fn check_fresh(binary: &Path) -> Result<(), String> {
             )
         })?;
     let mut newest = (SystemTime::UNIX_EPOCH, PathBuf::new());
-    for source in ["src", "Cargo.toml", "Cargo.lock"] {
+    for source in ["src", "Cargo.toml", "Cargo.lock", ".cargo"] {
         newest_file(&Path::new(REPO).join(source), &mut newest);
     }
     if newest.0 > built {
