@@ -12,15 +12,14 @@
 //! - [`Attached`] is an attached `docker run`: its output arrives line by line
 //!   ([`Attached::wait_for_line`]) and its exit status is the container's.
 
-use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How long to wait for something that normally takes a second: generous, since it only
 /// matters when the test is about to fail anyway, and CI machines are loaded.
@@ -77,8 +76,7 @@ fn engine_answers() -> Result<(), String> {
 }
 
 fn build_images() -> Result<Images, String> {
-    let binary = Path::new(REPO).join(RELEASE_DIR).join("pidvisor");
-    check_fresh(&binary)?;
+    build_release()?;
     let script = Path::new(REPO).join("tests/containers/base-image.sh");
     let base = run_bounded(Command::new("bash").arg(&script), BUILD_PATIENCE)?;
     if !base.status.success() {
@@ -109,43 +107,27 @@ fn build_images() -> Result<Images, String> {
     Ok(Images { example })
 }
 
-/// The image gets the release binary, which `cargo test` does not build: refuse one that
-/// is older than the sources rather than test old code.
-fn check_fresh(binary: &Path) -> Result<(), String> {
-    let built = fs::metadata(binary)
-        .and_then(|meta| meta.modified())
-        .map_err(|e| {
-            format!(
-                "{}: {e}; the container tests put the release binary into the image: \
-                 run `cargo build --release` first",
-                binary.display()
-            )
-        })?;
-    let mut newest = (SystemTime::UNIX_EPOCH, PathBuf::new());
-    for source in ["src", "Cargo.toml", "Cargo.lock", ".cargo"] {
-        newest_file(&Path::new(REPO).join(source), &mut newest);
-    }
-    if newest.0 > built {
-        return Err(format!(
-            "{} is older than {}: run `cargo build --release` first (the container tests \
-             put the release binary into the image)",
-            binary.display(),
-            newest.1.display()
-        ));
-    }
-    Ok(())
-}
-
-fn newest_file(path: &Path, newest: &mut (SystemTime, PathBuf)) {
-    let Ok(meta) = fs::metadata(path) else { return };
-    if meta.is_dir() {
-        for entry in fs::read_dir(path).into_iter().flatten().flatten() {
-            newest_file(&entry.path(), newest);
-        }
-    } else if let Ok(modified) = meta.modified()
-        && modified > newest.0
-    {
-        *newest = (modified, path.to_owned());
+/// The image gets the release binaries (pidvisor and the example programs), which
+/// `cargo test` does not build: build them (a no-op when they are up to date), so that the
+/// image never holds old code.
+fn build_release() -> Result<(), String> {
+    let build = run_bounded(
+        Command::new(env!("CARGO")).current_dir(REPO).args([
+            "build",
+            "--release",
+            "--quiet",
+            "--bins",
+            "--examples",
+        ]),
+        BUILD_PATIENCE,
+    )?;
+    if build.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "cargo build --release --bins --examples failed:\n{}",
+            build.stderr
+        ))
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod docker;
 
+mod example_services;
 mod exit_codes;
 mod restricted;
 mod signals;
