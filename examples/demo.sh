@@ -99,10 +99,15 @@ else
   echo "   (rsyslog is not installed: the log forwarder only echoes; apt-get install rsyslog to see it ship)"
 fi
 cat > "$work/scenario.sh" <<'SCENARIO'
-#!/bin/sh
+#!/usr/bin/env bash
 # The main command: talks to the web app, crashes it, and watches pidvisor bring it back,
 # asking pidvisor itself through pidvisorctl (the same binary under another name).
-get() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:8080" + sys.argv[1], headers={"Accept": "application/json"})).read().decode().strip())' "$1"; }
+get() { # GET $1 from the web app as JSON, with bash's /dev/tcp: the body
+  exec 3<>/dev/tcp/127.0.0.1/8080
+  printf 'GET %s HTTP/1.0\r\nAccept: application/json\r\n\r\n' "$1" >&3
+  sed '1,/^\r$/d' <&3
+  exec 3<&-
+}
 echo "main: GET / says: $(get /)"
 echo "main: gossip members:"
 gossip members --socket "$GOSSIP_SOCKET" | sed 's/^/      /'
