@@ -29,12 +29,23 @@ impl Supervisor {
                     }
                     match queue.pop_front() {
                         Some(path) => self.start_script(path, None, now),
-                        None => self.stage = Stage::Up,
+                        None => {
+                            self.stage = Stage::Up;
+                            self.main_due = self.main_wait.map(|wait| deadline_after(now, wait));
+                        }
                     }
                 }
                 Stage::Up => {
                     self.start_due_services(now);
                     if self.main == Main::Pending && self.boot_settled() {
+                        self.start_main(now);
+                    } else if self.main == Main::Pending && self.main_due.is_some_and(|d| d <= now)
+                    {
+                        warn!(
+                            "the services are not all ready after {:?} (--main-wait): starting \
+                             the main command anyway",
+                            self.main_wait.unwrap_or_default()
+                        );
                         self.start_main(now);
                     }
                     return;
