@@ -75,6 +75,8 @@ pub struct Options {
     pub command: Vec<OsString>,
     /// The longest the main command waits for the services to be ready (None: no limit).
     pub main_wait: Option<Duration>,
+    /// The stop-timeout of services whose service.toml sets none (S6_SERVICES_GRACETIME).
+    pub services_stop_timeout: Option<Duration>,
     /// s6-overlay's runtime folder to write (`/var/run/s6`); None when turned off.
     pub s6_dir: Option<PathBuf>,
     /// What pidvisor could not honour (S6_* variables), said once it logs.
@@ -114,6 +116,7 @@ impl Default for Options {
             time_scale: TimeScale::ONE,
             command: Vec::new(),
             main_wait: None,
+            services_stop_timeout: None,
             s6_dir: Some(PathBuf::from("/var/run/s6")),
             notes: Vec::new(),
         }
@@ -181,7 +184,7 @@ Options (each also settable by the environment variable shown):
                           they are started)                [PIDVISOR_MAIN_WAIT, default none]
       --check [DIR]       check a services folder without starting anything; exit 0 or 1
       --install-links DIR create DIR/pidvisorctl, with-contenv, s6-svc, s6-svstat, s6-svwait,
-                          s6-setuidgid and s6-envuidgid: symlinks to this binary; exit
+                          s6-svscanctl, s6-setuidgid, s6-envuidgid: links to this binary; exit
   -h, --help              print this help and exit
   -V, --version           print the version and exit
 
@@ -200,8 +203,8 @@ Control: the same binary, run as 'pidvisorctl' (ln -s /init /usr/bin/pidvisorctl
 and drives the services over the control socket: pidvisorctl status, start, stop, restart,
 signal, wait, shutdown, events. See 'pidvisorctl --help'.
 
-s6-overlay v2 images: run as with-contenv, s6-svc, s6-svstat, s6-svwait, s6-setuidgid or
-s6-envuidgid (pidvisor --install-links /usr/bin), it is that s6 command; pidvisor writes
+s6-overlay v2 images: run as with-contenv, s6-svc, s6-svstat, s6-svwait, s6-svscanctl,
+s6-setuidgid or s6-envuidgid (pidvisor --install-links /usr/bin), it is that s6 command; it writes
 /var/run/s6/container_environment and /var/run/s6/services/NAME [PIDVISOR_S6_COMPAT=0: not]
 and honours the S6_* variables whose PIDVISOR_* one is unset. See the README.
 

@@ -8,8 +8,9 @@
 //! | `S6_KILL_GRACETIME` | `--grace` |
 //! | `S6_KILL_FINISH_MAXTIME` | `--finish-timeout` |
 //! | `S6_CMD_WAIT_FOR_SERVICES` 0 / 1, `..._MAXTIME` | `--main-wait` 0 / the max time |
+//! | `S6_SERVICES_GRACETIME` | the stop-timeout of services whose service.toml sets none |
 //! | `S6_KEEP_ENV` | read by `with-contenv` itself |
-//! | `S6_SERVICES_GRACETIME`, `S6_LOGGING` 1 or 2 | not honoured: a note at start |
+//! | `S6_LOGGING` 1 or 2 | not honoured: a note at start |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,10 +70,7 @@ where
         }
     }
     if let Some(v) = var("S6_SERVICES_GRACETIME") {
-        options.notes.push(format!(
-            "S6_SERVICES_GRACETIME={v} is not honoured: each service gets its own \
-             stop-timeout (default 5s, in its service.toml), then SIGKILL to its group"
-        ));
+        options.services_stop_timeout = Some(millis(&v, "S6_SERVICES_GRACETIME")?);
     }
     if let Some(v) = var("S6_LOGGING").filter(|v| v != "0") {
         options.notes.push(format!(
@@ -137,8 +135,9 @@ mod tests {
 
     #[test]
     fn what_is_not_honoured_is_noted_and_bad_values_are_errors() {
-        let o = options(&[("S6_LOGGING", "1"), ("S6_SERVICES_GRACETIME", "3000")]).unwrap();
-        assert_eq!(o.notes.len(), 2);
+        let o = options(&[("S6_LOGGING", "1"), ("S6_SERVICES_GRACETIME", "30000")]).unwrap();
+        assert_eq!(o.notes.len(), 1);
+        assert_eq!(o.services_stop_timeout, Some(Duration::from_secs(30)));
         assert!(options(&[("S6_LOGGING", "0")]).unwrap().notes.is_empty());
         let err = options(&[("S6_KILL_GRACETIME", "3s")]).unwrap_err();
         assert!(err.0.contains("milliseconds"), "{}", err.0);

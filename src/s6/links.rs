@@ -1,6 +1,6 @@
 //! `pidvisor --install-links DIR`: the names the binary answers to, as symlinks in DIR
-//! (`pidvisorctl`, `with-contenv`, `s6-svc`, `s6-svstat`, `s6-svwait`, `s6-setuidgid`,
-//! `s6-envuidgid`), pointing at the binary itself, so that an image needs one file and
+//! (`pidvisorctl`, `with-contenv`, `s6-svc`, `s6-svstat`, `s6-svwait`, `s6-svscanctl`,
+//! `s6-setuidgid`, `s6-envuidgid`), pointing at the binary itself, so that an image needs one file and
 //! one `RUN /init --install-links /usr/bin`. A name that is already there is replaced
 //! (said on stdout); each link is made beside and renamed into place.
 

@@ -1,5 +1,6 @@
 //! s6 compatibility: the commands that s6-overlay v2 images call from their scripts
-//! (`with-contenv`, `s6-svc`, `s6-svstat`, `s6-svwait`, `s6-setuidgid`, `s6-envuidgid`),
+//! (`with-contenv`, `s6-svc`, `s6-svstat`, `s6-svwait`, `s6-svscanctl`, `s6-setuidgid`,
+//! `s6-envuidgid`),
 //! each the same binary under another name, like `pidvisorctl`; and, for the supervisor,
 //! the runtime folder those scripts read (`/var/run/s6/container_environment`,
 //! `/var/run/s6/services/NAME`), in [`runtime`].
@@ -26,6 +27,7 @@ pub mod runtime;
 mod servicedir;
 mod setuidgid;
 mod svc;
+mod svscanctl;
 mod svstat;
 mod svwait;
 mod talk;
@@ -56,17 +58,19 @@ pub enum Tool {
     Svc,
     Svstat,
     Svwait,
+    Svscanctl,
     Setuidgid,
     Envuidgid,
 }
 
 /// Every name the binary answers to besides `pidvisor` (what `--install-links` creates).
-pub const NAMES: [(&str, Option<Tool>); 7] = [
+pub const NAMES: [(&str, Option<Tool>); 8] = [
     ("pidvisorctl", None),
     ("with-contenv", Some(Tool::WithContenv)),
     ("s6-svc", Some(Tool::Svc)),
     ("s6-svstat", Some(Tool::Svstat)),
     ("s6-svwait", Some(Tool::Svwait)),
+    ("s6-svscanctl", Some(Tool::Svscanctl)),
     ("s6-setuidgid", Some(Tool::Setuidgid)),
     ("s6-envuidgid", Some(Tool::Envuidgid)),
 ];
@@ -88,6 +92,7 @@ pub fn main(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::Svc => svc::main(args, env),
         Tool::Svstat => svstat::main(args, env),
         Tool::Svwait => svwait::main(args, env),
+        Tool::Svscanctl => svscanctl::main(args, env),
         Tool::Setuidgid => setuidgid::main(args),
         Tool::Envuidgid => envuidgid::main(args),
     };

@@ -2,7 +2,8 @@
 //! (unless `PIDVISOR_S6_COMPAT=0`): `/var/run/s6/container_environment/` (one file per
 //! variable of the environment pidvisor was started with, the value as the file's whole
 //! content; the folder 0755, the files 0644, as s6-dumpenv leaves them), and
-//! `/var/run/s6/services/NAME`, a symlink to each service's folder. `PIDVISOR_S6_DIR`
+//! `/var/run/s6/services/NAME`, a symlink to each service's folder, and an empty
+//! `/var/run/s6/env-stage3/` (where a script may write `S6_STAGE2_EXITED`). `PIDVISOR_S6_DIR`
 //! moves the folder. What cannot be written is a warning: the services run anyway.
 
 use std::ffi::OsString;
@@ -22,6 +23,17 @@ pub fn write(
     if let Err(err) = write_environment(&root.join("container_environment"), vars) {
         problems.push(format!(
             "cannot write {}/container_environment ({err}): with-contenv will not work",
+            root.display()
+        ));
+    }
+    // Where s6-overlay's scripts leave the container's exit code for s6-svscanctl -t.
+    if let Err(err) = DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(root.join("env-stage3"))
+    {
+        problems.push(format!(
+            "cannot create {}/env-stage3 ({err}): an exit code written there is lost",
             root.display()
         ));
     }

@@ -24,7 +24,7 @@ use crate::output::outlet;
 use crate::s6::runtime;
 use crate::services::service::Service;
 use crate::services::spec::{Readiness, RestartPolicy, ServiceSpec};
-use crate::services::{scan, scripts};
+use crate::services::{config, scan, scripts};
 
 impl Supervisor {
     /// Sets up everything the loop needs. Errors here are fatal (see the module docs);
@@ -106,7 +106,7 @@ impl Supervisor {
             main_wait: options.main_wait,
             main_due: None,
         };
-        supervisor.load_services(&options.services_dir)?;
+        supervisor.load_services(&options.services_dir, options.services_stop_timeout)?;
         for note in &options.notes {
             warn!("{note}");
         }
@@ -136,7 +136,12 @@ impl Supervisor {
     }
 
     /// Reads the services folder; every problem is logged and the service left out.
-    fn load_services(&mut self, dir: &std::path::Path) -> io::Result<()> {
+    /// `stop_timeout` is for the services whose service.toml sets none.
+    fn load_services(
+        &mut self,
+        dir: &std::path::Path,
+        stop_timeout: Option<std::time::Duration>,
+    ) -> io::Result<()> {
         let scanned = scan::scan(dir);
         for problem in &scanned.problems {
             error!("{problem}");
@@ -147,6 +152,11 @@ impl Supervisor {
         for spec in scanned.services {
             let logger = spec.logger.clone();
             let mut spec = spec.with_time_scale(self.time_scale);
+            if let Some(timeout) = stop_timeout
+                && !config::sets_key(&spec.dir, "stop-timeout")
+            {
+                spec.stop_timeout = timeout;
+            }
             if logger.is_some() {
                 spec.after.push(logger_name(&spec.name));
             }

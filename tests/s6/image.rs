@@ -235,3 +235,40 @@ fn s6_variables_are_honoured_where_pidvisor_has_none_set() {
     run.assert_code(3);
     assert!(!run.stdout.contains("main ran"), "{}", run.stdout);
 }
+
+#[test]
+fn a_finish_that_calls_s6_svscanctl_stops_the_container_with_its_exit_code() {
+    // The s6-overlay v2 way for a service to end the container: its finish leaves the
+    // exit code in env-stage3 and asks s6-svscan to terminate. S6_SERVICES_GRACETIME
+    // bounds the stop of a service that ignores SIGTERM (and has no service.toml).
+    let image = Image::new("s6-svscanctl");
+    let fifo = image.path("app.fifo");
+    mkfifo(&fifo);
+    image.script(
+        "services.d/app/run",
+        &format!("#!/bin/sh\nread line < {fifo}\nexit 5\n"),
+    );
+    image.script(
+        "services.d/app/finish",
+        "#!@BIN@/with-contenv sh\n\
+         echo \"$1\" > \"$PIDVISOR_S6_DIR/env-stage3/S6_STAGE2_EXITED\"\n\
+         exec s6-svscanctl -t \"$PIDVISOR_S6_DIR/services\"\n",
+    );
+    image.script(
+        "services.d/stubborn/run",
+        "#!/bin/sh\ntrap '' TERM\necho stubborn started\nexec sleep 1000\n",
+    );
+    let mut pidvisor = image
+        .launch(&[("S6_SERVICES_GRACETIME", "300")], &[])
+        .start();
+    wait_for_output(&mut pidvisor, "stubborn started");
+    write_fifo(&fifo);
+    let run = pidvisor.finish(crate::harness::PATIENCE);
+    run.assert_code(5);
+    assert!(
+        run.stderr
+            .contains("stubborn: still running 300ms after SIGTERM: sending SIGKILL"),
+        "{}",
+        run.stderr
+    );
+}
