@@ -117,7 +117,7 @@ impl Default for Options {
             command: Vec::new(),
             main_wait: None,
             services_stop_timeout: None,
-            s6_dir: Some(PathBuf::from("/var/run/s6")),
+            s6_dir: Some(PathBuf::from(crate::s6::DEFAULT_S6_DIR)),
             notes: Vec::new(),
         }
     }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Options, UsageError};
+use crate::s6::DEFAULT_S6_DIR;
 
 /// s6-overlay v2's default for `S6_CMD_WAIT_FOR_SERVICES_MAXTIME`.
 const S6_WAIT_MAXTIME_DEFAULT: Duration = Duration::from_millis(5000);
@@ -35,7 +36,7 @@ where
         None => true,
     };
     options.s6_dir = compat.then(|| {
-        var("PIDVISOR_S6_DIR").map_or_else(|| PathBuf::from("/var/run/s6"), PathBuf::from)
+        var("PIDVISOR_S6_DIR").map_or_else(|| PathBuf::from(DEFAULT_S6_DIR), PathBuf::from)
     });
     if !compat {
         return Ok(());

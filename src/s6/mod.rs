@@ -45,7 +45,7 @@ pub const NOT_SUPERVISED: u8 = 102;
 pub const DEFAULT_S6_DIR: &str = "/var/run/s6";
 
 /// The s6 runtime folder: `PIDVISOR_S6_DIR`, or `/var/run/s6`.
-pub fn s6_dir(env: impl Fn(&str) -> Option<String>) -> PathBuf {
+fn s6_dir(env: impl Fn(&str) -> Option<String>) -> PathBuf {
     env("PIDVISOR_S6_DIR")
         .filter(|dir| !dir.is_empty())
         .map_or_else(|| PathBuf::from(DEFAULT_S6_DIR), PathBuf::from)

@@ -111,7 +111,9 @@ fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
                 invocation.timeout = (ms > 0).then(|| Duration::from_millis(ms));
                 continue;
             }
-            signal => Command::Signal(signal_of_letter(signal).unwrap_or("TERM")),
+            signal => Command::Signal(
+                signal_of_letter(signal).ok_or_else(|| format!("unknown option -{signal}"))?,
+            ),
         };
         invocation.commands.push(command);
     }

@@ -128,7 +128,8 @@ fn parse(args: Vec<OsString>) -> Result<(Vec<&'static str>, bool, String), Strin
             'g' => "pgid",
             'e' => "exitcode",
             's' => "signal",
-            _ => "updownfor",
+            't' => "updownfor",
+            other => return Err(format!("unknown option -{other}")),
         };
         fields.push(named);
     }

@@ -94,13 +94,14 @@ fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
             'R' => invocation.want = Want::RestartedAndReady,
             'a' => invocation.any = false,
             'o' => invocation.any = true,
-            _ => {
+            't' => {
                 let value = value.unwrap_or_default();
                 let ms: u64 = value
                     .parse()
                     .map_err(|_| format!("-t {value}: a timeout in milliseconds"))?;
                 invocation.timeout = (ms > 0).then(|| Duration::from_millis(ms));
             }
+            other => return Err(format!("unknown option -{other}")),
         }
     }
     Ok(invocation)
