@@ -75,8 +75,10 @@ const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 pub fn sets_key(dir: &Path, key: &str) -> bool {
     read_config_file(&dir.join("service.toml"), MAX_CONFIG_FILE)
         .ok()
-        .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
-        .is_some_and(|table| table.contains_key(key))
+        .and_then(|text| {
+            toml::from_str::<std::collections::HashMap<String, serde::de::IgnoredAny>>(&text).ok()
+        })
+        .is_some_and(|keys| keys.contains_key(key))
 }
 
 /// Reads the service folder at `path` (as the user wrote it, for messages) and its
