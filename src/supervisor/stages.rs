@@ -41,11 +41,14 @@ impl Supervisor {
                         self.start_main(now);
                     } else if self.main == Main::Pending && self.main_due.is_some_and(|d| d <= now)
                     {
-                        warn!(
-                            "the services are not all ready after {:?} (--main-wait): starting \
-                             the main command anyway",
-                            self.main_wait.unwrap_or_default()
-                        );
+                        // `--main-wait 0` asks not to wait: no news, then.
+                        let waited = self.main_wait.unwrap_or_default();
+                        if !waited.is_zero() {
+                            warn!(
+                                "the services are not all ready after {waited:?} (--main-wait): \
+                                 starting the main command anyway"
+                            );
+                        }
                         self.start_main(now);
                     }
                     return;

@@ -272,3 +272,34 @@ fn a_finish_that_calls_s6_svscanctl_stops_the_container_with_its_exit_code() {
         run.stderr
     );
 }
+
+#[test]
+fn s6_envuidgid_sets_the_account_s_ids_and_main_wait_0_does_not_wait() {
+    // S6_CMD_WAIT_FOR_SERVICES=0 (s6-overlay v2's default): the main command starts while
+    // a service is still not ready, and nothing warns about it.
+    let image = Image::new("s6-envuidgid");
+    image.file("services.d/slow/notification-fd", "3\n");
+    image.script("services.d/slow/run", "#!/bin/sh\nexec sleep 1000\n");
+    let run = image
+        .launch(
+            &[("S6_CMD_WAIT_FOR_SERVICES", "0")],
+            &[
+                "s6-envuidgid",
+                "nobody",
+                "sh",
+                "-c",
+                "echo \"ids $UID $GID [$GIDLIST]\"",
+            ],
+        )
+        .run();
+    run.assert_code(0);
+    let gid = id_of("nobody", "-g");
+    let others: Vec<String> = id_of("nobody", "-G")
+        .split_whitespace()
+        .filter(|g| *g != gid)
+        .map(str::to_owned)
+        .collect();
+    let expected = format!("ids {} {gid} [{}]", id_of("nobody", "-u"), others.join(","));
+    assert!(run.stdout.contains(&expected), "{expected}\n{}", run.stdout);
+    assert!(!run.stderr.contains("not all ready"), "{}", run.stderr);
+}
