@@ -164,21 +164,23 @@ fn signal_named(name: &str) -> Result<&'static str, String> {
 }
 
 fn run(invocation: &Invocation, env: &impl Fn(&str) -> Option<String>) -> u8 {
-    let mut link = match Link::connect(env).and_then(|mut link| {
+    let (mut link, statuses) = match Link::connect(env).and_then(|mut link| {
         let statuses = link.statuses()?;
         Ok((link, statuses))
     }) {
         Ok(connected) => connected,
         Err(err) => return fail_to_talk(&err),
     };
-    let known: Vec<&str> = link.1.iter().map(|s| s.name.as_str()).collect();
+    let known: Vec<&str> = statuses.iter().map(|s| s.name.as_str()).collect();
+    // An error for one folder is reported and the others go on (as s6-svc does); the
+    // exit code is the last error's.
     let mut code = 0;
     let mut services = Vec::new();
     for dir in &invocation.dirs {
         match service_name(dir, &known) {
             Ok(name) => services.push((dir.as_str(), name)),
-            Err(Unresolved::Missing(message)) => code = fatal_soft(SYSTEM, &message),
-            Err(Unresolved::NotSupervised(message)) => code = fatal_soft(NOT_SUPERVISED, &message),
+            Err(Unresolved::Missing(message)) => code = fatal(PROG, SYSTEM, &message),
+            Err(Unresolved::NotSupervised(message)) => code = fatal(PROG, NOT_SUPERVISED, &message),
         }
     }
     let deadline = invocation.timeout.map(|t| Instant::now() + t);
@@ -190,10 +192,10 @@ fn run(invocation: &Invocation, env: &impl Fn(&str) -> Option<String>) -> u8 {
         _ => None,
     };
     for (dir, name) in &services {
-        let running = link.1.iter().any(|s| &s.name == name && s.pid.is_some());
+        let running = statuses.iter().any(|s| &s.name == name && s.pid.is_some());
         for command in &invocation.commands {
-            if let Err(err) = send(&mut link.0, dir, name, command, running) {
-                code = fatal_soft(SYSTEM, &format!("{name}: {}", err.message()));
+            if let Err(err) = send(&mut link, dir, name, command, running) {
+                code = fatal(PROG, SYSTEM, &format!("{name}: {}", err.message()));
             }
         }
     }
@@ -202,7 +204,6 @@ fn run(invocation: &Invocation, env: &impl Fn(&str) -> Option<String>) -> u8 {
     };
     let names: Vec<String> = services.into_iter().map(|(_, name)| name).collect();
     let outcome = link
-        .0
         .statuses()
         .and_then(|snapshot| watch.wait(&names, want, false, &snapshot, deadline));
     match outcome {
@@ -290,12 +291,6 @@ fn create_down(dir: &str) {
     if let Err(err) = fs::write(&path, b"") {
         warn(PROG, &format!("cannot create {}: {err}", path.display()));
     }
-}
-
-/// Reports an error for one service and goes on with the others (as s6-svc does).
-fn fatal_soft(code: u8, message: &str) -> u8 {
-    crate::output::console::print_stderr(&format!("{PROG}: fatal: {message}\n"));
-    code
 }
 
 fn fail_to_talk(err: &Failure) -> u8 {
