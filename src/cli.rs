@@ -18,6 +18,8 @@ use crate::duration::parse_duration;
 use crate::init::signals::Rewrites;
 use crate::output::logging::{LogFormat, LogLevel};
 
+mod s6_env;
+
 /// Default time between the polite SIGTERM and the SIGKILL at shutdown: well under
 /// Docker's 10-second `docker stop` grace, so that our SIGKILL comes before Docker's.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -32,13 +34,15 @@ pub const TIME_SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
     /// Run as init, optionally with a main command.
-    Run(Options),
+    Run(Box<Options>),
     /// Print the help text and exit 0.
     Help,
     /// Print the version and exit 0.
     Version,
     /// Validate a services folder and exit 0 (fine) or 1 (problems).
     Check(PathBuf),
+    /// Create the symlinks for pidvisorctl and the s6 commands in a folder, and exit.
+    InstallLinks(PathBuf),
 }
 
 /// Everything that shapes a run.
@@ -69,6 +73,14 @@ pub struct Options {
     pub time_scale: TimeScale,
     /// The main command and its arguments; empty means "run until told to stop".
     pub command: Vec<OsString>,
+    /// The longest the main command waits for the services to be ready (None: no limit).
+    pub main_wait: Option<Duration>,
+    /// The stop-timeout of services whose service.toml sets none (S6_SERVICES_GRACETIME).
+    pub services_stop_timeout: Option<Duration>,
+    /// s6-overlay's runtime folder to write (`/var/run/s6`); None when turned off.
+    pub s6_dir: Option<PathBuf>,
+    /// What pidvisor could not honour (S6_* variables), said once it logs.
+    pub notes: Vec<String>,
 }
 
 /// A factor for restart delays and windows, validated to lie in [`TIME_SCALE_RANGE`] (so
@@ -103,6 +115,10 @@ impl Default for Options {
             events_file: None,
             time_scale: TimeScale::ONE,
             command: Vec::new(),
+            main_wait: None,
+            services_stop_timeout: None,
+            s6_dir: Some(PathBuf::from(crate::s6::DEFAULT_S6_DIR)),
+            notes: Vec::new(),
         }
     }
 }
@@ -163,7 +179,12 @@ Options (each also settable by the environment variable shown):
                           one                                      [PIDVISOR_EVENTS_FILE, default none]
       --time-scale FACTOR multiply every restart delay and restart-window by FACTOR (0.001 to
                           1000), e.g. 0.01 to test a restart policy fast  [PIDVISOR_TIME_SCALE, default 1]
+      --main-wait DURATION
+                          start CMD once the services are ready, or after DURATION (0: once
+                          they are started)                [PIDVISOR_MAIN_WAIT, default none]
       --check [DIR]       check a services folder without starting anything; exit 0 or 1
+      --install-links DIR create DIR/pidvisorctl, with-contenv, s6-svc, s6-svstat, s6-svwait,
+                          s6-svscanctl, s6-setuidgid, s6-envuidgid: links to this binary; exit
   -h, --help              print this help and exit
   -V, --version           print the version and exit
 
@@ -181,6 +202,11 @@ pidvisor waits at most the grace time for it.
 Control: the same binary, run as 'pidvisorctl' (ln -s /init /usr/bin/pidvisorctl), shows
 and drives the services over the control socket: pidvisorctl status, start, stop, restart,
 signal, wait, shutdown, events. See 'pidvisorctl --help'.
+
+s6-overlay v2 images: run as with-contenv, s6-svc, s6-svstat, s6-svwait, s6-svscanctl,
+s6-setuidgid or s6-envuidgid (pidvisor --install-links /usr/bin), it is that s6 command; it writes
+/var/run/s6/container_environment and /var/run/s6/services/NAME [PIDVISOR_S6_COMPAT=0: not]
+and honours the S6_* variables whose PIDVISOR_* one is unset. See the README.
 
 Exit code: CMD's exit code; 128+N if CMD died of signal N; 127 if CMD was not found;
 126 if it could not be executed; a failed init script's or critical service's code;
@@ -251,7 +277,9 @@ where
             "--socket" => options.socket = PathBuf::from(value(flag)?),
             "--events-file" => options.events_file = Some(PathBuf::from(value(flag)?)),
             "--time-scale" => options.time_scale = parse_time_scale(&value(flag)?, flag)?,
+            "--main-wait" => options.main_wait = parse_main_wait(&value(flag)?, flag)?,
             "--check" => check = Some(inline_value.map(PathBuf::from)),
+            "--install-links" => return Ok(Invocation::InstallLinks(PathBuf::from(value(flag)?))),
             _ => return Err(UsageError(format!("unknown option '{text}'"))),
         }
     }
@@ -264,14 +292,18 @@ where
         }
         return Ok(Invocation::Check(dir.unwrap_or(options.services_dir)));
     }
-    Ok(Invocation::Run(options))
+    Ok(Invocation::Run(Box::new(options)))
 }
 
 fn apply_env<E>(options: &mut Options, env: &E) -> Result<(), UsageError>
 where
     E: Fn(&str) -> Option<String>,
 {
+    s6_env::apply(options, env)?;
     let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    if let Some(v) = var("PIDVISOR_MAIN_WAIT") {
+        options.main_wait = parse_main_wait(&v, "PIDVISOR_MAIN_WAIT")?;
+    }
     if let Some(v) = var("PIDVISOR_LOG_LEVEL") {
         options.log_level = parse_log_level(&v, "PIDVISOR_LOG_LEVEL")?;
     }
@@ -341,6 +373,14 @@ fn parse_grace(value: &str, source: &str) -> Result<Duration, UsageError> {
     parse_duration(value).map_err(|reason| UsageError(format!("{source}: {reason}")))
 }
 
+/// `--main-wait`: a duration, or `none` for no limit (the default).
+fn parse_main_wait(value: &str, source: &str) -> Result<Option<Duration>, UsageError> {
+    match value.trim() {
+        "none" => Ok(None),
+        _ => parse_grace(value, source).map(Some),
+    }
+}
+
 fn parse_time_scale(value: &str, source: &str) -> Result<TimeScale, UsageError> {
     match value.trim().parse::<f64>() {
         Ok(factor) if TIME_SCALE_RANGE.contains(&factor) => Ok(TimeScale(factor)),
@@ -385,7 +425,7 @@ mod tests {
 
     fn run(list: &[&str]) -> Options {
         match parse(args(list), |_| None) {
-            Ok(Invocation::Run(options)) => options,
+            Ok(Invocation::Run(options)) => *options,
             other => panic!("expected Run for {list:?}, got {other:?}"),
         }
     }

@@ -1,7 +1,8 @@
 //! pidvisor: a minimal PID 1 for containers.
 //!
 //! `main` reads like a table of contents: which program this is (by the name it was
-//! started under: `pidvisorctl` is the control client, anything else is pidvisor), then
+//! started under: `pidvisorctl` is the control client, `with-contenv`, `s6-svc` and the
+//! other s6 names are the s6-overlay commands, anything else is pidvisor), then
 //! take the signals, parse the command line, set up logging, and hand over to the
 //! supervisor's event loop. It only turns results into an exit code; everything else
 //! lives in a module with one job.
@@ -14,6 +15,7 @@
 //! main.rs       which program, parse, run
 //! supervisor/   the one event loop: the only part that acts (spawns, signals, reaps)
 //! cli.rs        pidvisor's command line and environment, parsed into Options
+//! s6/           s6-overlay's commands (with-contenv, s6-svc, ...) and runtime folder
 //! control/      the control socket: protocol, server side, the pidvisorctl client
 //! services/     what to run and how each service's life goes: decides, never acts
 //! output/       where text goes: service output, pidvisor's own log, events
@@ -34,6 +36,7 @@ mod control;
 mod duration;
 mod init;
 mod output;
+mod s6;
 mod services;
 mod supervisor;
 
@@ -54,9 +57,14 @@ const SETUP_FAILED: u8 = 1;
 const USAGE_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    // Under the name pidvisorctl, the binary is the control client: it takes no signals.
-    if client::invoked_as_ctl(env::args_os().next().as_deref()) {
+    // Under the name pidvisorctl, the binary is the control client, and under an s6 name
+    // that s6 command: they take no signals.
+    let argv0 = env::args_os().next();
+    if client::invoked_as_ctl(argv0.as_deref()) {
         return client::main(env::args_os().skip(1));
+    }
+    if let Some(tool) = s6::invoked_as(argv0.as_deref()) {
+        return s6::main(tool, env::args_os().skip(1).collect());
     }
     // First of all, so that no signal sent to a starting container is lost.
     let signals = match SignalQueue::install() {
@@ -72,6 +80,7 @@ fn main() -> ExitCode {
         Ok(Invocation::Version) => {
             return printed(&format!("pidvisor {}\n", env!("CARGO_PKG_VERSION")));
         }
+        Ok(Invocation::InstallLinks(dir)) => return s6::links::main(&dir),
         Ok(Invocation::Check(dir)) => {
             logging::init(LogLevel::Warn, LogFormat::Text);
             return ExitCode::from(clamp_exit_code(check::run_check(&dir)));

@@ -69,6 +69,18 @@ impl fmt::Display for ConfigError {
 /// The largest `service.toml` or `notification-fd` read.
 const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 
+/// Whether the `service.toml` of the service folder `dir` sets `key` itself (so that a
+/// default from elsewhere, like s6-overlay's `S6_SERVICES_GRACETIME`, leaves it alone).
+/// A folder that has none, or one that cannot be read or parsed, sets nothing.
+pub fn sets_key(dir: &Path, key: &str) -> bool {
+    read_config_file(&dir.join("service.toml"), MAX_CONFIG_FILE)
+        .ok()
+        .and_then(|text| {
+            toml::from_str::<std::collections::HashMap<String, serde::de::IgnoredAny>>(&text).ok()
+        })
+        .is_some_and(|keys| keys.contains_key(key))
+}
+
 /// Reads the service folder at `path` (as the user wrote it, for messages) and its
 /// `service.toml`, resolving `user`/`group` in `users`.
 pub fn load_service(
@@ -861,5 +873,16 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(line_col("ab\ncdé\nf", 7), (2, 4));
         assert_eq!(line_col("x", 99), (1, 2));
+    }
+
+    #[test]
+    fn sets_key_tells_a_key_written_from_a_default() {
+        let dir = TempDir::new("sets-key");
+        let with = dir.service("with", Some("stop-timeout = \"1s\"\n"));
+        let without = dir.service("without", Some("restart = \"always\"\n"));
+        let bare = dir.service("bare", None);
+        assert!(sets_key(&with, "stop-timeout"));
+        assert!(!sets_key(&without, "stop-timeout"));
+        assert!(!sets_key(&bare, "stop-timeout"));
     }
 }

@@ -82,9 +82,10 @@ impl Supervisor {
             .iter()
             .flat_map(|slot| [slot.service.deadline(), slot.probe_at]);
         let control = self.control_deadline();
+        let main = self.main_due.filter(|_| self.main == Main::Pending);
         let Some(deadline) = std::iter::once(stage)
             .chain(services)
-            .chain(std::iter::once(control))
+            .chain([control, main])
             .flatten()
             .min()
         else {

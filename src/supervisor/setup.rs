@@ -21,9 +21,10 @@ use crate::init::sweep::Scope;
 use crate::output::events::{Clock, Event, EventLog};
 use crate::output::logs::{LineRelay, LogPipe, Scratch, Sink};
 use crate::output::outlet;
+use crate::s6::runtime;
 use crate::services::service::Service;
 use crate::services::spec::{Readiness, RestartPolicy, ServiceSpec};
-use crate::services::{scan, scripts};
+use crate::services::{config, scan, scripts};
 
 impl Supervisor {
     /// Sets up everything the loop needs. Errors here are fatal (see the module docs);
@@ -102,13 +103,45 @@ impl Supervisor {
             waiters: Vec::new(),
             time_scale: options.time_scale.get(),
             output_turn: 0,
+            main_wait: options.main_wait,
+            main_due: None,
         };
-        supervisor.load_services(&options.services_dir)?;
+        supervisor.load_services(&options.services_dir, options.services_stop_timeout)?;
+        for note in &options.notes {
+            warn!("{note}");
+        }
+        if let Some(dir) = &options.s6_dir {
+            supervisor.write_s6_runtime(dir);
+        }
         Ok(supervisor)
     }
 
+    /// s6-overlay's runtime folder, for the scripts of images made for it (see
+    /// [`crate::s6::runtime`]); loggers are found through their service's folder.
+    fn write_s6_runtime(&self, dir: &std::path::Path) {
+        let services: Vec<(&str, &std::path::Path)> = self
+            .slots
+            .iter()
+            .filter(|slot| slot.from_service.is_none())
+            .map(|slot| (slot.service.name(), slot.service.spec.dir.as_path()))
+            .collect();
+        for problem in runtime::write(dir, std::env::vars_os(), &services) {
+            // In a container, scripts count on it; elsewhere (a development shell, not
+            // root) it is of no use, and no news.
+            match self.scope {
+                Scope::Namespace => warn!("s6 compatibility: {problem}"),
+                Scope::DescendantsOf(_) => debug!("s6 compatibility: {problem}"),
+            }
+        }
+    }
+
     /// Reads the services folder; every problem is logged and the service left out.
-    fn load_services(&mut self, dir: &std::path::Path) -> io::Result<()> {
+    /// `stop_timeout` is for the services whose service.toml sets none.
+    fn load_services(
+        &mut self,
+        dir: &std::path::Path,
+        stop_timeout: Option<std::time::Duration>,
+    ) -> io::Result<()> {
         let scanned = scan::scan(dir);
         for problem in &scanned.problems {
             error!("{problem}");
@@ -119,6 +152,11 @@ impl Supervisor {
         for spec in scanned.services {
             let logger = spec.logger.clone();
             let mut spec = spec.with_time_scale(self.time_scale);
+            if let Some(timeout) = stop_timeout
+                && !config::sets_key(&spec.dir, "stop-timeout")
+            {
+                spec.stop_timeout = timeout;
+            }
             if logger.is_some() {
                 spec.after.push(logger_name(&spec.name));
             }

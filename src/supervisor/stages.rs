@@ -29,12 +29,26 @@ impl Supervisor {
                     }
                     match queue.pop_front() {
                         Some(path) => self.start_script(path, None, now),
-                        None => self.stage = Stage::Up,
+                        None => {
+                            self.stage = Stage::Up;
+                            self.main_due = self.main_wait.map(|wait| deadline_after(now, wait));
+                        }
                     }
                 }
                 Stage::Up => {
                     self.start_due_services(now);
                     if self.main == Main::Pending && self.boot_settled() {
+                        self.start_main(now);
+                    } else if self.main == Main::Pending && self.main_due.is_some_and(|d| d <= now)
+                    {
+                        // `--main-wait 0` asks not to wait: no news, then.
+                        let waited = self.main_wait.unwrap_or_default();
+                        if !waited.is_zero() {
+                            warn!(
+                                "the services are not all ready after {waited:?} (--main-wait): \
+                                 starting the main command anyway"
+                            );
+                        }
                         self.start_main(now);
                     }
                     return;

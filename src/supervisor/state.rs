@@ -169,6 +169,10 @@ pub struct Supervisor {
     pub(super) time_scale: f64,
     /// Which slot's backlog a writable outlet serves first (they take turns).
     pub(super) output_turn: usize,
+    /// The longest the main command waits for the boot to settle, and when that is over
+    /// (set once the init scripts are done).
+    pub(super) main_wait: Option<Duration>,
+    pub(super) main_due: Option<Instant>,
 }
 
 /// What was last reported about a service.

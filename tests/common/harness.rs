@@ -411,6 +411,10 @@ impl Launch {
         if !self.env.iter().any(|(k, _)| k == "PIDVISOR_SOCKET") {
             command.env("PIDVISOR_SOCKET", self.dir.join("control.sock"));
         }
+        // And s6-overlay's runtime folder (container_environment, services) of its own.
+        if !self.env.iter().any(|(k, _)| k == "PIDVISOR_S6_DIR") {
+            command.env("PIDVISOR_S6_DIR", self.dir.join("s6"));
+        }
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
             .stdin(if self.topology == Topology::Terminal {

@@ -74,6 +74,8 @@ fn the_readme_restart_policy_example_passes() {
             command.env_remove(name);
         }
     }
+    // s6-overlay's runtime folder in the test's own folder, not the host's /var/run/s6.
+    command.env("PIDVISOR_S6_DIR", work.join("s6"));
     let output = command.output().expect("sh test.sh");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report = format!(

@@ -101,6 +101,8 @@ impl Node {
             .args(["netns", "exec", namespace])
             .args(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
             .args([PIDVISOR, "--socket", &control, "--"])
+            // s6-overlay's runtime folder of its own, not the host's /var/run/s6.
+            .env("PIDVISOR_S6_DIR", dir.file(&format!("s6-{name}")))
             .arg(gossip_binary())
             .args(&agent)
             .stdin(Stdio::null())

@@ -1,0 +1,131 @@
+//! The s6 runtime folder that s6-overlay v2 scripts read, written by pidvisor at start
+//! (unless `PIDVISOR_S6_COMPAT=0`): `/var/run/s6/container_environment/` (one file per
+//! variable of the environment pidvisor was started with, the value as the file's whole
+//! content; the folder 0755, the files 0644, as s6-dumpenv leaves them), and
+//! `/var/run/s6/services/NAME`, a symlink to each service's folder, and an empty
+//! `/var/run/s6/env-stage3/` (where a script may write `S6_STAGE2_EXITED`). `PIDVISOR_S6_DIR`
+//! moves the folder. What cannot be written is a warning: the services run anyway.
+
+use std::ffi::OsString;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+/// Writes the runtime folder `root`: the environment `vars`, and a link per service
+/// (name, folder). Returns the problems, each a sentence for a warning.
+pub fn write(
+    root: &Path,
+    vars: impl Iterator<Item = (OsString, OsString)>,
+    services: &[(&str, &Path)],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(err) = write_environment(&root.join("container_environment"), vars) {
+        problems.push(format!(
+            "cannot write {}/container_environment ({err}): with-contenv will not work",
+            root.display()
+        ));
+    }
+    // Where s6-overlay's scripts leave the container's exit code for s6-svscanctl -t.
+    if let Err(err) = DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(root.join("env-stage3"))
+    {
+        problems.push(format!(
+            "cannot create {}/env-stage3 ({err}): an exit code written there is lost",
+            root.display()
+        ));
+    }
+    if let Err(err) = link_services(&root.join("services"), services) {
+        problems.push(format!(
+            "cannot write {}/services ({err}): s6-svc and friends still find services by \
+             name, but not scripts that read files there",
+            root.display()
+        ));
+    }
+    problems
+}
+
+/// A fresh envdir: what an earlier run left is removed first.
+fn write_environment(
+    dir: &Path,
+    vars: impl Iterator<Item = (OsString, OsString)>,
+) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    for (name, value) in vars {
+        let bytes = name.as_encoded_bytes();
+        // Not a file name: no way to write it (s6-dumpenv cannot either).
+        if bytes.is_empty() || bytes.contains(&b'/') || bytes.starts_with(b".") {
+            continue;
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(dir.join(&name))?;
+        file.write_all(value.as_encoded_bytes())?;
+    }
+    Ok(())
+}
+
+/// `services/NAME` -> the service's folder, for every service; other entries stay.
+fn link_services(dir: &Path, services: &[(&str, &Path)]) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    for (name, folder) in services {
+        let link = dir.join(name);
+        let target = fs::canonicalize(folder).unwrap_or_else(|_| PathBuf::from(folder));
+        if let Ok(meta) = fs::symlink_metadata(&link) {
+            if !meta.file_type().is_symlink() {
+                // A folder the image put there itself: keep it.
+                continue;
+            }
+            fs::remove_file(&link)?;
+        }
+        symlink(&target, &link)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s6::contenv::read_env_dir;
+    use crate::services::test_dir::TempDir;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_environment_round_trips_through_the_envdir() {
+        let dir = TempDir::new("runtime");
+        let vars = [
+            ("PATH", "/usr/bin:/bin"),
+            ("MULTI", "line one\nline two\n"),
+            ("EMPTY", ""),
+            ("A/B", "not a file name"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let service = dir.service("web", None);
+        let problems = write(dir.path(), vars.clone().into_iter(), &[("web", &service)]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let envdir = dir.path().join("container_environment");
+        let read = read_env_dir(&envdir).unwrap();
+        let mut expected: Vec<_> = vars[..3].to_vec();
+        expected.sort();
+        assert_eq!(read, expected);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&envdir), 0o755);
+        assert_eq!(mode(&envdir.join("PATH")), 0o644);
+        assert_eq!(
+            fs::canonicalize(dir.path().join("services/web")).unwrap(),
+            fs::canonicalize(&service).unwrap()
+        );
+        // A second start begins afresh and replaces its links.
+        let problems = write(dir.path(), vars[..1].iter().cloned(), &[("web", &service)]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(read_env_dir(&envdir).unwrap().len(), 1);
+    }
+}
