@@ -39,6 +39,9 @@ const RELEASE_DIR: &str = "target/x86_64-unknown-linux-gnu/release";
 pub struct Images {
     /// `Dockerfile.example` built with the host's release binaries.
     pub example: String,
+    /// `examples/s6-migration/Dockerfile`: an s6-overlay v2 image with pidvisor in place
+    /// of the overlay.
+    pub s6_migration: String,
 }
 
 /// The images, built on first use; `None` (after a note on stderr, once) when there is no
@@ -84,27 +87,36 @@ fn build_images() -> Result<Images, String> {
     }
     let base = base.stdout.trim().to_owned();
 
+    Ok(Images {
+        example: build_image(&base, "Dockerfile.example", "example")?,
+        s6_migration: build_image(&base, "examples/s6-migration/Dockerfile", "s6-migration")?,
+    })
+}
+
+/// `docker build` of one of the repository's Dockerfiles, unchanged, with the base image
+/// and the host's release binaries; its tag.
+fn build_image(base: &str, dockerfile: &str, what: &str) -> Result<String, String> {
     // One tag per checkout, so that two branches' tests on one engine do not overwrite
     // each other's image, and a rerun replaces its own.
-    let example = format!("pidvisor-test-example:{:016x}", fnv1a(REPO.as_bytes()));
+    let tag = format!("pidvisor-test-{what}:{:016x}", fnv1a(REPO.as_bytes()));
     let build = run_bounded(
         Command::new("docker")
             .current_dir(REPO)
             // --force-rm: a failed step leaves no stopped container behind.
-            .args(["build", "--force-rm", "--file", "Dockerfile.example"])
+            .args(["build", "--force-rm", "--file", dockerfile])
             .args(["--build-arg", &format!("RUST_IMAGE={base}")])
             .args(["--build-arg", &format!("BASE_IMAGE={base}")])
             .args(["--build-arg", &format!("PREBUILT={RELEASE_DIR}")])
-            .args(["--tag", &example, "."]),
+            .args(["--tag", &tag, "."]),
         BUILD_PATIENCE,
     )?;
     if !build.status.success() {
         return Err(format!(
-            "docker build -f Dockerfile.example failed:\n{}{}",
+            "docker build -f {dockerfile} failed:\n{}{}",
             build.stdout, build.stderr
         ));
     }
-    Ok(Images { example })
+    Ok(tag)
 }
 
 /// The image gets the release binaries (pidvisor and the example programs), which

@@ -17,6 +17,7 @@ mod docker;
 mod example_services;
 mod exit_codes;
 mod restricted;
+mod s6_migration;
 mod signals;
 mod terminal;
 mod zombies;
