@@ -29,6 +29,8 @@ pub const DEFAULT_SERVICES_DIR: &str = "/etc/services.d";
 pub const TIME_SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
 
 /// What the user asked for.
+// Made once per run and moved once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
     /// Run as init, optionally with a main command.
@@ -48,6 +50,9 @@ pub struct Options {
     pub log_format: LogFormat,
     /// Time that remaining processes get between SIGTERM and SIGKILL at shutdown.
     pub grace: Duration,
+    /// Time between the first TERM/INT/QUIT and the start of the shutdown, reported as
+    /// unhealthy (draining), so that load balancers stop sending requests first.
+    pub shutdown_delay: Duration,
     pub forward_to: ForwardTarget,
     /// Signals sent in place of others to the main command (or the services).
     pub rewrite: Rewrites,
@@ -92,6 +97,7 @@ impl Default for Options {
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,
             grace: DEFAULT_GRACE,
+            shutdown_delay: Duration::ZERO,
             forward_to: ForwardTarget::Group,
             rewrite: Rewrites::default(),
             services_dir: PathBuf::from(DEFAULT_SERVICES_DIR),
@@ -142,6 +148,10 @@ Options (each also settable by the environment variable shown):
       --log-format FMT    text or json                           [PIDVISOR_LOG_FORMAT, default text]
   -g, --grace DURATION    time between SIGTERM and SIGKILL at shutdown, e.g. 500ms, 5s, 1m
                                                                  [PIDVISOR_GRACE, default 5s]
+      --shutdown-delay DURATION
+                          on TERM/INT/QUIT, first report unhealthy (draining) for DURATION,
+                          then shut down; a second signal or CMD's exit skips the wait
+                                                      [PIDVISOR_SHUTDOWN_DELAY, default 0]
       --forward-to WHERE  group: forward signals to CMD's process group; pid: to CMD only
                                                                  [PIDVISOR_FORWARD_TO, default group]
       --rewrite FROM:TO   send TO in place of FROM, e.g. TERM:QUIT (a graceful stop for nginx);
@@ -180,7 +190,8 @@ pidvisor waits at most the grace time for it.
 
 Control: the same binary, run as 'pidvisorctl' (ln -s /init /usr/bin/pidvisorctl), shows
 and drives the services over the control socket: pidvisorctl status, start, stop, restart,
-signal, wait, shutdown, events. See 'pidvisorctl --help'.
+signal, wait, shutdown, events; 'pidvisorctl health' and 'ping' answer health checks
+(HEALTHCHECK CMD pidvisorctl health). See 'pidvisorctl --help'.
 
 Exit code: CMD's exit code; 128+N if CMD died of signal N; 127 if CMD was not found;
 126 if it could not be executed; a failed init script's or critical service's code;
@@ -238,6 +249,7 @@ where
             "-l" | "--log-level" => options.log_level = parse_log_level(&value(flag)?, flag)?,
             "--log-format" => options.log_format = parse_log_format(&value(flag)?, flag)?,
             "-g" | "--grace" => options.grace = parse_grace(&value(flag)?, flag)?,
+            "--shutdown-delay" => options.shutdown_delay = parse_grace(&value(flag)?, flag)?,
             "--forward-to" => options.forward_to = parse_forward_target(&value(flag)?, flag)?,
             "--rewrite" => {
                 let more = parse_rewrites(&value(flag)?, flag)?;
@@ -280,6 +292,9 @@ where
     }
     if let Some(v) = var("PIDVISOR_GRACE") {
         options.grace = parse_grace(&v, "PIDVISOR_GRACE")?;
+    }
+    if let Some(v) = var("PIDVISOR_SHUTDOWN_DELAY") {
+        options.shutdown_delay = parse_grace(&v, "PIDVISOR_SHUTDOWN_DELAY")?;
     }
     if let Some(v) = var("PIDVISOR_FORWARD_TO") {
         options.forward_to = parse_forward_target(&v, "PIDVISOR_FORWARD_TO")?;

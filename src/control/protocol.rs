@@ -76,6 +76,14 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// Whether the services named (every wanted one if none) are ready and healthy, and
+    /// the container is not draining or shutting down: the answer to a health check.
+    Health {
+        #[serde(default)]
+        services: Vec<String>,
+    },
+    /// Whether the loop answers at all, and where the container is in its life.
+    Ping,
 }
 
 /// A state as the protocol names it.
@@ -271,7 +279,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, Refusal> {
     }
     if !object.contains_key("cmd") {
         return Err(bad(
-            "the request has no \"cmd\"; use status, start, stop, restart, signal, wait, shutdown or events".into(),
+            "the request has no \"cmd\"; use status, health, ping, start, stop, restart, signal, wait, shutdown or events".into(),
         ));
     }
     let request: Request = serde_json::from_value(Value::Object(object))
@@ -347,6 +355,11 @@ pub fn render_request(request: &Request) -> String {
             put("cmd", json!("events"));
             put("follow", json!(follow));
         }
+        Request::Health { services } => {
+            put("cmd", json!("health"));
+            put("services", json!(services));
+        }
+        Request::Ping => put("cmd", json!("ping")),
     }
     request_line(object)
 }
@@ -485,6 +498,10 @@ mod tests {
             },
             Request::Shutdown { exit_code: None },
             Request::Events { follow: false },
+            Request::Health {
+                services: vec!["a".into()],
+            },
+            Request::Ping,
         ];
         for request in requests {
             let line = render_request(&request);

@@ -73,6 +73,9 @@ pub enum Event {
     ConfigProblem { message: String },
     /// Orphans (processes that were not pidvisor's own children) reaped in one go.
     OrphansReaped { count: u64, total: u64 },
+    /// A shutdown signal came with `--shutdown-delay`: unhealthy for `delay` seconds,
+    /// then the shutdown.
+    Draining { signal: String, delay: f64 },
     /// The container's shutdown began (`exit_code`: decided already, if it is).
     Shutdown { exit_code: Option<i32> },
     /// pidvisor exits with this code: the container's exit code.

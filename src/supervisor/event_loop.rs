@@ -82,7 +82,8 @@ impl Supervisor {
             .iter()
             .flat_map(|slot| [slot.service.deadline(), slot.probe_at]);
         let control = self.control_deadline();
-        let Some(deadline) = std::iter::once(stage)
+        let Some(deadline) = [stage, self.drain_deadline()]
+            .into_iter()
             .chain(services)
             .chain(std::iter::once(control))
             .flatten()
@@ -109,6 +110,9 @@ impl Supervisor {
                 self.slots[index].probe_at = None;
                 self.probe(index, now);
             }
+        }
+        if self.drain_deadline().is_some_and(|d| d <= now) {
+            self.end_drain(now);
         }
         match &mut self.stage {
             Stage::StopMain { deadline } if *deadline <= now => {

@@ -32,15 +32,18 @@
 //! before the loop, [`event_loop`], [`on_signal`], [`exits`] (reaping), [`stages`] (with
 //! `stages/`: the scripts, the way up, the way down), [`main_command`], [`actions`] (what
 //! a service's state machine decided), [`requests`] and [`waits`] (the control socket's
-//! requests), [`observe`] (life-cycle events) and [`output`] (back-pressure on stdout and
+//! requests), [`health`] (the `health` and `ping` answers), [`drain`] (`--shutdown-delay`),
+//! [`observe`] (life-cycle events) and [`output`] (back-pressure on stdout and
 //! stderr). These files use [`state`] and each other's methods; none imports `mod.rs`.
 //!
 //! This is the top layer below `main`: it may use every other layer ([`crate::init`],
 //! [`crate::output`], [`crate::services`], [`crate::control`], [`crate::cli`]).
 
 mod actions;
+mod drain;
 mod event_loop;
 mod exits;
+mod health;
 mod main_command;
 mod observe;
 mod on_signal;

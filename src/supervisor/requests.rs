@@ -1,5 +1,5 @@
 //! Carrying out control requests: status snapshots, start, stop, restart, signal, wait,
-//! shutdown and the event stream, and the waits that end a request once a service has
+//! shutdown, the event stream, health and ping (answered in `health`), and the waits that end a request once a service has
 //! reached the state it asked for (or cannot, or the timeout has passed).
 //!
 //! The connection work is [`crate::control`]'s; the decisions stay with the state machine
@@ -172,6 +172,8 @@ impl Supervisor {
                 self.begin_shutdown(now);
                 Ok(None)
             }
+            Request::Health { services } => self.health_reply(&services, now).map(Some),
+            Request::Ping => Ok(Some(self.ping_reply())),
             Request::Events { follow } => {
                 let Some(control) = &mut self.control else {
                     return Ok(None);
@@ -192,7 +194,7 @@ impl Supervisor {
         }
     }
 
-    fn find(&self, name: &str) -> Result<usize, Refusal> {
+    pub(super) fn find(&self, name: &str) -> Result<usize, Refusal> {
         self.by_name.get(name).copied().ok_or_else(|| {
             let names: Vec<&str> = self.slots.iter().map(|s| s.service.name()).collect();
             let known = if names.is_empty() {

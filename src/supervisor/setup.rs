@@ -77,6 +77,8 @@ impl Supervisor {
             epoll,
             scope,
             grace: options.grace,
+            shutdown_delay: options.shutdown_delay,
+            drain: None,
             forward_to: options.forward_to,
             rewrite: options.rewrite.clone(),
             finish_dir: options.finish_dir.clone(),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::Epoll;
 
+use super::drain::Drain;
 use super::waits::Waiter;
 use crate::cli::ForwardTarget;
 use crate::control::server::ControlServer;
@@ -145,6 +146,9 @@ pub struct Supervisor {
     pub(super) epoll: Epoll,
     pub(super) scope: Scope,
     pub(super) grace: Duration,
+    /// `--shutdown-delay`, and the drain it started, if one is under way.
+    pub(super) shutdown_delay: Duration,
+    pub(super) drain: Option<Drain>,
     pub(super) forward_to: ForwardTarget,
     pub(super) rewrite: Rewrites,
     pub(super) finish_dir: PathBuf,
