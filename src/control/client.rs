@@ -463,6 +463,8 @@ mod tests {
             }),
             next_restart_in: Some(75.0),
             next_restart_at: None,
+            health: None,
+            last_check: None,
         };
         let row = status_row(&status);
         assert!(row.starts_with("web              backoff"), "{row}");

@@ -174,6 +174,20 @@ pub struct ServiceStatus {
     /// In `backoff`: seconds until the next start, and its wall-clock time.
     pub next_restart_in: Option<f64>,
     pub next_restart_at: Option<String>,
+    /// With a liveness check: `healthy`, `unhealthy` or `unknown` (not checked yet in this
+    /// run), and the last check's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<LastCheck>,
+}
+
+/// The last liveness check: passed or not, what it said, seconds since.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastCheck {
+    pub ok: bool,
+    pub message: String,
+    pub ago: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

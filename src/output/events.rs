@@ -59,6 +59,15 @@ pub enum Event {
         /// When the restart is due, on the `mono` clock: the start comes at or after it.
         due: f64,
     },
+    /// It failed `failures` liveness checks in a row (the last said `message`), and is
+    /// restarted.
+    Unhealthy {
+        service: String,
+        message: String,
+        failures: u32,
+    },
+    /// It passed a liveness check after having been unhealthy.
+    Healthy { service: String },
     /// It gave up: `max_restarts` restarts within the restart window.
     Failed {
         service: String,

@@ -52,6 +52,7 @@ impl Supervisor {
                 slot.service.pid() == Some(pid)
                     || slot.service.finish_pid() == Some(pid)
                     || slot.probe_pid == Some(pid)
+                    || slot.check_pid() == Some(pid)
             })
     }
 
@@ -77,9 +78,14 @@ impl Supervisor {
             slot.service.pid() == Some(pid)
                 || slot.service.finish_pid() == Some(pid)
                 || slot.probe_pid == Some(pid)
+                || slot.check_pid() == Some(pid)
         }) else {
             return;
         };
+        if self.slots[index].check_pid() == Some(pid) {
+            self.on_check_exit(index, exit, now);
+            return;
+        }
         let slot = &mut self.slots[index];
         if slot.probe_pid == Some(pid) {
             slot.probe_pid = None;

@@ -59,7 +59,13 @@ impl Supervisor {
             .into_iter()
             .filter_map(|i| {
                 let slot = &self.slots[i];
-                let why = not_ready_because(&slot.service, now)?;
+                let unhealthy = slot.liveness.unhealthy_because();
+                let why = match (not_ready_because(&slot.service, now), unhealthy) {
+                    (None, None) => return None,
+                    (Some(why), None) => why,
+                    (None, Some(check)) => format!("unhealthy: {check}"),
+                    (Some(why), Some(check)) => format!("{why} (unhealthy: {check})"),
+                };
                 Some(json!({ "service": slot.service.name(), "why": why }))
             })
             .collect();

@@ -161,6 +161,9 @@ impl Supervisor {
             tcp: None,
             probe_pid: None,
             probe_at: None,
+            check: None,
+            check_at: None,
+            liveness: Default::default(),
             observed: Observed::default(),
             runs: 0,
             restart_pending: false,
@@ -205,6 +208,7 @@ fn logger_spec(service: &ServiceSpec, run: PathBuf) -> ServiceSpec {
         critical: false,
         after: Vec::new(),
         ready: Readiness::Started,
+        health: None,
         log_prefix: false,
         ..service.clone()
     }

@@ -11,4 +11,5 @@ mod harness;
 mod support;
 
 mod drain;
+mod liveness;
 mod probes;
