@@ -460,6 +460,7 @@ mod tests {
                 signal: Some("SIGSEGV".into()),
                 at: String::new(),
                 ago: 0.25,
+                oom_killed: false,
             }),
             next_restart_in: Some(75.0),
             next_restart_at: None,

@@ -197,6 +197,9 @@ pub struct LastExit {
     /// Wall-clock time of the exit (RFC 3339) and seconds since.
     pub at: String,
     pub ago: f64,
+    /// Killed by the OOM killer (only written when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// Stable error codes.

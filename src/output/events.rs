@@ -41,6 +41,9 @@ pub enum Event {
         signal: Option<String>,
         /// How long this run lasted.
         ran: f64,
+        /// Killed by the OOM killer (only written when true).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        oom_killed: bool,
     },
     /// `run` could not be executed (126: not executable, 127: not found).
     SpawnFailed {
@@ -286,6 +289,7 @@ mod tests {
                 code: None,
                 signal: Some("SIGSEGV".to_owned()),
                 ran: 0.25,
+                oom_killed: false,
             },
         );
         assert!(line.ends_with('\n'));
@@ -297,6 +301,7 @@ mod tests {
         assert_eq!(value["service"], "web");
         assert_eq!(value["code"], serde_json::Value::Null);
         assert_eq!(value["signal"], "SIGSEGV");
+        assert_eq!(value.get("oom_killed"), None, "written only when true");
         assert!(value["wall"].as_str().is_some_and(|w| w.ends_with('Z')));
         assert!(line.starts_with("{\"seq\":7,\"mono\":1.50025,\"wall\":\""));
     }

@@ -40,6 +40,7 @@ impl Supervisor {
                         Ok(pid) => {
                             info!("{}: started (pid {pid})", self.slots[index].service.name());
                             self.slots[index].runs += 1;
+                            self.slots[index].oom_baseline = crate::init::oom::oom_kills();
                             self.emit(Event::Started {
                                 service: self.slots[index].service.name().to_owned(),
                                 pid,

@@ -33,7 +33,7 @@
 //! `stages/`: the scripts, the way up, the way down), [`main_command`], [`actions`] (what
 //! a service's state machine decided), [`checks`] (liveness and HTTP readiness checks),
 //! [`requests`] and [`waits`] (the control socket's requests), [`health`] (the `health`
-//! and `ping` answers), [`drain`] (`--shutdown-delay`), [`observe`] (life-cycle events)
+//! and `ping` answers), [`drain`] (`--shutdown-delay`), [`oom`] (OOM kills), [`observe`] (life-cycle events)
 //! and [`output`] (back-pressure on stdout and stderr). These files use [`state`] and
 //! each other's methods; none imports `mod.rs`.
 //!
@@ -49,6 +49,7 @@ mod health;
 mod main_command;
 mod observe;
 mod on_signal;
+mod oom;
 mod output;
 mod requests;
 mod setup;

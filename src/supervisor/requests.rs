@@ -406,6 +406,7 @@ impl Supervisor {
                 signal,
                 at: rfc3339(clock.wall(at)),
                 ago: seconds(now.saturating_duration_since(at)),
+                oom_killed: slot.last_exit_oom,
             }
         });
         let next_restart = match service.state {

@@ -89,6 +89,7 @@ impl Supervisor {
             } else {
                 Main::Pending
             },
+            main_oom_baseline: None,
             command: options.command.clone(),
             slots: Vec::new(),
             by_name: HashMap::new(),
@@ -164,6 +165,8 @@ impl Supervisor {
             check: None,
             check_at: None,
             liveness: Default::default(),
+            oom_baseline: None,
+            last_exit_oom: false,
             observed: Observed::default(),
             runs: 0,
             restart_pending: false,

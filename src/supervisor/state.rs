@@ -114,6 +114,10 @@ pub(super) struct Slot {
     pub(super) check: Option<RunningCheck>,
     pub(super) check_at: Option<Instant>,
     pub(super) liveness: Liveness,
+    /// The cgroup's OOM-kill count when the current run started, and whether the last
+    /// run was OOM-killed (see `oom`).
+    pub(super) oom_baseline: Option<u64>,
+    pub(super) last_exit_oom: bool,
     /// The state last reported as events (see `observe`).
     pub(super) observed: Observed,
     /// Runs started so far (a restart request waits for a newer one).
@@ -167,6 +171,8 @@ pub struct Supervisor {
     pub(super) finish_timeout: Duration,
     pub(super) init_continue_on_error: bool,
     pub(super) main: Main,
+    /// The cgroup's OOM-kill count when the main command started.
+    pub(super) main_oom_baseline: Option<u64>,
     pub(super) command: Vec<OsString>,
     pub(super) slots: Vec<Slot>,
     pub(super) by_name: HashMap<String, usize>,

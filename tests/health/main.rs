@@ -12,4 +12,5 @@ mod support;
 
 mod drain;
 mod liveness;
+mod oom;
 mod probes;
