@@ -72,6 +72,10 @@ pub struct Options {
     pub events_file: Option<PathBuf>,
     /// Multiplies every restart delay and the restart window (for tests of a policy).
     pub time_scale: TimeScale,
+    /// `NOTIFY_SOCKET`: where to send sd_notify messages, and whether the children keep
+    /// the variable (`--keep-notify-socket`).
+    pub notify_socket: Option<OsString>,
+    pub keep_notify_socket: bool,
     /// The main command and its arguments; empty means "run until told to stop".
     pub command: Vec<OsString>,
 }
@@ -108,6 +112,8 @@ impl Default for Options {
             socket: PathBuf::from(DEFAULT_SOCKET),
             events_file: None,
             time_scale: TimeScale::ONE,
+            notify_socket: None,
+            keep_notify_socket: false,
             command: Vec::new(),
         }
     }
@@ -173,6 +179,10 @@ Options (each also settable by the environment variable shown):
                           one                                      [PIDVISOR_EVENTS_FILE, default none]
       --time-scale FACTOR multiply every restart delay and restart-window by FACTOR (0.001 to
                           1000), e.g. 0.01 to test a restart policy fast  [PIDVISOR_TIME_SCALE, default 1]
+      --keep-notify-socket
+                          let the children see NOTIFY_SOCKET (default: pidvisor itself sends
+                          READY=1, STOPPING=1 and STATUS= there, and removes the variable)
+                                                      [PIDVISOR_KEEP_NOTIFY_SOCKET=1]
       --check [DIR]       check a services folder without starting anything; exit 0 or 1
   -h, --help              print this help and exit
   -V, --version           print the version and exit
@@ -260,6 +270,7 @@ where
             "--finish-dir" => options.finish_dir = PathBuf::from(value(flag)?),
             "--finish-timeout" => options.finish_timeout = parse_grace(&value(flag)?, flag)?,
             "--init-continue-on-error" => options.init_continue_on_error = true,
+            "--keep-notify-socket" => options.keep_notify_socket = true,
             "--socket" => options.socket = PathBuf::from(value(flag)?),
             "--events-file" => options.events_file = Some(PathBuf::from(value(flag)?)),
             "--time-scale" => options.time_scale = parse_time_scale(&value(flag)?, flag)?,
@@ -322,6 +333,12 @@ where
     }
     if let Some(v) = var("PIDVISOR_TIME_SCALE") {
         options.time_scale = parse_time_scale(&v, "PIDVISOR_TIME_SCALE")?;
+    }
+    if let Some(v) = var("NOTIFY_SOCKET") {
+        options.notify_socket = Some(OsString::from(v));
+    }
+    if let Some(v) = var("PIDVISOR_KEEP_NOTIFY_SOCKET") {
+        options.keep_notify_socket = parse_bool(&v, "PIDVISOR_KEEP_NOTIFY_SOCKET")?;
     }
     if let Some(v) = var("PIDVISOR_INIT_CONTINUE_ON_ERROR") {
         options.init_continue_on_error = parse_bool(&v, "PIDVISOR_INIT_CONTINUE_ON_ERROR")?;

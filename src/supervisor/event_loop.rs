@@ -31,6 +31,7 @@ impl Supervisor {
             self.advance(now);
             self.check_waiters(now);
             self.tend_checks(now);
+            self.tend_sd_notify();
             if matches!(self.stage, Stage::Sweep { .. } | Stage::Killing)
                 && self.reap(now) == Remaining::None
             {

@@ -33,7 +33,8 @@
 //! `stages/`: the scripts, the way up, the way down), [`main_command`], [`actions`] (what
 //! a service's state machine decided), [`checks`] (liveness and HTTP readiness checks),
 //! [`requests`] and [`waits`] (the control socket's requests), [`health`] (the `health`
-//! and `ping` answers), [`drain`] (`--shutdown-delay`), [`oom`] (OOM kills), [`observe`] (life-cycle events)
+//! and `ping` answers), [`drain`] (`--shutdown-delay`), [`oom`] (OOM kills), [`sd_notify`] (`NOTIFY_SOCKET`),
+//! [`observe`] (life-cycle events)
 //! and [`output`] (back-pressure on stdout and stderr). These files use [`state`] and
 //! each other's methods; none imports `mod.rs`.
 //!
@@ -52,6 +53,7 @@ mod on_signal;
 mod oom;
 mod output;
 mod requests;
+mod sd_notify;
 mod setup;
 mod stages;
 mod state;

@@ -12,10 +12,12 @@ use std::rc::Rc;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use tracing::{debug, error, info, warn};
 
+use super::sd_notify::SdNotify;
 use super::state::{Main, Observed, SIGNALS, STDERR, STDOUT, Slot, Stage, Supervisor, token};
 use crate::cli::Options;
 use crate::control::server::ControlServer;
 use crate::init::limits;
+use crate::init::notify::Notifier;
 use crate::init::signals::SignalQueue;
 use crate::init::sweep::Scope;
 use crate::output::events::{Clock, Event, EventLog};
@@ -105,6 +107,7 @@ impl Supervisor {
             waiters: Vec::new(),
             time_scale: options.time_scale.get(),
             output_turn: 0,
+            sd_notify: notify_host(options),
         };
         supervisor.load_services(&options.services_dir)?;
         Ok(supervisor)
@@ -214,6 +217,25 @@ fn logger_spec(service: &ServiceSpec, run: PathBuf) -> ServiceSpec {
         health: None,
         log_prefix: false,
         ..service.clone()
+    }
+}
+
+/// The host's `NOTIFY_SOCKET`, if set; the children do not get it unless asked to.
+fn notify_host(options: &Options) -> Option<SdNotify> {
+    let address = options.notify_socket.as_ref()?;
+    if !options.keep_notify_socket {
+        // SAFETY: pidvisor has one thread, and no other code reads the environment now.
+        unsafe { std::env::remove_var("NOTIFY_SOCKET") };
+    }
+    match Notifier::open(address) {
+        Ok(notifier) => Some(SdNotify::new(notifier)),
+        Err(err) => {
+            warn!(
+                "NOTIFY_SOCKET={}: {err}; the host will not be told",
+                address.display()
+            );
+            None
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use nix::sys::epoll::Epoll;
 
 use super::checks::RunningCheck;
 use super::drain::Drain;
+use super::sd_notify::SdNotify;
 use super::waits::Waiter;
 use crate::cli::ForwardTarget;
 use crate::control::server::ControlServer;
@@ -191,6 +192,8 @@ pub struct Supervisor {
     pub(super) time_scale: f64,
     /// Which slot's backlog a writable outlet serves first (they take turns).
     pub(super) output_turn: usize,
+    /// `NOTIFY_SOCKET`: what the host has been told.
+    pub(super) sd_notify: Option<SdNotify>,
 }
 
 /// What was last reported about a service.

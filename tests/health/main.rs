@@ -14,3 +14,4 @@ mod drain;
 mod liveness;
 mod oom;
 mod probes;
+mod sd_notify;
