@@ -15,3 +15,4 @@ mod liveness;
 mod oom;
 mod probes;
 mod sd_notify;
+mod users;
