@@ -43,16 +43,13 @@ impl Supervisor {
                 .map(|name| self.find(name))
                 .collect::<Result<_, _>>()?
         };
-        let container = match self.life_stage() {
-            "up" => None,
-            "init" => Some("running the cont-init.d scripts".to_owned()),
-            "draining" => Some(match self.drain {
-                Some(drain) => format!(
-                    "draining before the stop ({:.1}s left)",
-                    drain.until.saturating_duration_since(now).as_secs_f64()
-                ),
-                None => "draining before the stop".to_owned(),
-            }),
+        let container = match (&self.stage, self.drain) {
+            (Stage::Up, None) => None,
+            (Stage::Up, Some(drain)) => Some(format!(
+                "draining before the stop ({:.1}s left)",
+                drain.until.saturating_duration_since(now).as_secs_f64()
+            )),
+            (Stage::Init { .. }, _) => Some("running the cont-init.d scripts".to_owned()),
             _ => Some("shutting down".to_owned()),
         };
         let problems: Vec<_> = indexes
