@@ -5,9 +5,7 @@
 use std::fs;
 use std::net::TcpListener;
 
-use serde_json::Value;
-
-use crate::harness::{PATIENCE, TempDir, descendants_of, python, wait_until};
+use crate::harness::{PATIENCE, TempDir, descendants_of, poll_until, python, wait_until};
 use crate::support::{ctl, events_of, read_events, service, start, status, wait_for_event};
 
 /// A port nothing listens on now (the service binds it next).
@@ -64,8 +62,11 @@ fn an_http_service_that_turns_unhealthy_is_restarted_and_healthy_again_once_fixe
         e["service"] == "web" && e["event"] == "unhealthy"
     });
     // While sick, the new run is not ready either (its HTTP readiness check fails too).
-    wait_for_event(&dir, "web is started again", |e| {
-        e["service"] == "web" && e["event"] == "started" && e["pid"] != Value::Null
+    poll_until(PATIENCE, "web is started again", || {
+        match events_of(&read_events(&dir), "web", "started").len() {
+            2.. => Ok(()),
+            n => Err(format!("{n} started events")),
+        }
     });
     let run = ctl(&dir, &["health"]).expect(1);
     assert!(run.stdout.starts_with("web: "), "{run:?}");
