@@ -31,6 +31,8 @@ pub const DEFAULT_SERVICES_DIR: &str = "/etc/services.d";
 pub const TIME_SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
 
 /// What the user asked for.
+// Made once per run and moved once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
     /// Run as init, optionally with a main command.
@@ -52,6 +54,9 @@ pub struct Options {
     pub log_format: LogFormat,
     /// Time that remaining processes get between SIGTERM and SIGKILL at shutdown.
     pub grace: Duration,
+    /// Time between the first TERM/INT/QUIT and the start of the shutdown, reported as
+    /// unhealthy (draining), so that load balancers stop sending requests first.
+    pub shutdown_delay: Duration,
     pub forward_to: ForwardTarget,
     /// Signals sent in place of others to the main command (or the services).
     pub rewrite: Rewrites,
@@ -71,6 +76,10 @@ pub struct Options {
     pub events_file: Option<PathBuf>,
     /// Multiplies every restart delay and the restart window (for tests of a policy).
     pub time_scale: TimeScale,
+    /// `NOTIFY_SOCKET`: where to send sd_notify messages, and whether the children keep
+    /// the variable (`--keep-notify-socket`).
+    pub notify_socket: Option<OsString>,
+    pub keep_notify_socket: bool,
     /// The main command and its arguments; empty means "run until told to stop".
     pub command: Vec<OsString>,
     /// The longest the main command waits for the services to be ready (None: no limit).
@@ -104,6 +113,7 @@ impl Default for Options {
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,
             grace: DEFAULT_GRACE,
+            shutdown_delay: Duration::ZERO,
             forward_to: ForwardTarget::Group,
             rewrite: Rewrites::default(),
             services_dir: PathBuf::from(DEFAULT_SERVICES_DIR),
@@ -114,6 +124,8 @@ impl Default for Options {
             socket: PathBuf::from(DEFAULT_SOCKET),
             events_file: None,
             time_scale: TimeScale::ONE,
+            notify_socket: None,
+            keep_notify_socket: false,
             command: Vec::new(),
             main_wait: None,
             services_stop_timeout: None,
@@ -158,6 +170,10 @@ Options (each also settable by the environment variable shown):
       --log-format FMT    text or json                           [PIDVISOR_LOG_FORMAT, default text]
   -g, --grace DURATION    time between SIGTERM and SIGKILL at shutdown, e.g. 500ms, 5s, 1m
                                                                  [PIDVISOR_GRACE, default 5s]
+      --shutdown-delay DURATION
+                          on TERM/INT/QUIT, first report unhealthy (draining) for DURATION,
+                          then shut down; a second signal or CMD's exit skips the wait
+                                                      [PIDVISOR_SHUTDOWN_DELAY, default 0]
       --forward-to WHERE  group: forward signals to CMD's process group; pid: to CMD only
                                                                  [PIDVISOR_FORWARD_TO, default group]
       --rewrite FROM:TO   send TO in place of FROM, e.g. TERM:QUIT (a graceful stop for nginx);
@@ -182,6 +198,10 @@ Options (each also settable by the environment variable shown):
       --main-wait DURATION
                           start CMD once the services are ready, or after DURATION (0: once
                           they are started)                [PIDVISOR_MAIN_WAIT, default none]
+      --keep-notify-socket
+                          let the children see NOTIFY_SOCKET (default: pidvisor itself sends
+                          READY=1, STOPPING=1 and STATUS= there, and removes the variable)
+                                                      [PIDVISOR_KEEP_NOTIFY_SOCKET=1]
       --check [DIR]       check a services folder without starting anything; exit 0 or 1
       --install-links DIR create DIR/pidvisorctl, with-contenv, s6-svc, s6-svstat, s6-svwait,
                           s6-svscanctl, s6-setuidgid, s6-envuidgid: links to this binary; exit
@@ -201,7 +221,8 @@ pidvisor waits at most the grace time for it.
 
 Control: the same binary, run as 'pidvisorctl' (ln -s /init /usr/bin/pidvisorctl), shows
 and drives the services over the control socket: pidvisorctl status, start, stop, restart,
-signal, wait, shutdown, events. See 'pidvisorctl --help'.
+signal, wait, shutdown, events; 'pidvisorctl health' and 'ping' answer health checks
+(HEALTHCHECK CMD pidvisorctl health). See 'pidvisorctl --help'.
 
 s6-overlay v2 images: run as with-contenv, s6-svc, s6-svstat, s6-svwait, s6-svscanctl,
 s6-setuidgid or s6-envuidgid (pidvisor --install-links /usr/bin), it is that s6 command; it writes
@@ -264,6 +285,7 @@ where
             "-l" | "--log-level" => options.log_level = parse_log_level(&value(flag)?, flag)?,
             "--log-format" => options.log_format = parse_log_format(&value(flag)?, flag)?,
             "-g" | "--grace" => options.grace = parse_grace(&value(flag)?, flag)?,
+            "--shutdown-delay" => options.shutdown_delay = parse_grace(&value(flag)?, flag)?,
             "--forward-to" => options.forward_to = parse_forward_target(&value(flag)?, flag)?,
             "--rewrite" => {
                 let more = parse_rewrites(&value(flag)?, flag)?;
@@ -274,6 +296,7 @@ where
             "--finish-dir" => options.finish_dir = PathBuf::from(value(flag)?),
             "--finish-timeout" => options.finish_timeout = parse_grace(&value(flag)?, flag)?,
             "--init-continue-on-error" => options.init_continue_on_error = true,
+            "--keep-notify-socket" => options.keep_notify_socket = true,
             "--socket" => options.socket = PathBuf::from(value(flag)?),
             "--events-file" => options.events_file = Some(PathBuf::from(value(flag)?)),
             "--time-scale" => options.time_scale = parse_time_scale(&value(flag)?, flag)?,
@@ -313,6 +336,9 @@ where
     if let Some(v) = var("PIDVISOR_GRACE") {
         options.grace = parse_grace(&v, "PIDVISOR_GRACE")?;
     }
+    if let Some(v) = var("PIDVISOR_SHUTDOWN_DELAY") {
+        options.shutdown_delay = parse_grace(&v, "PIDVISOR_SHUTDOWN_DELAY")?;
+    }
     if let Some(v) = var("PIDVISOR_FORWARD_TO") {
         options.forward_to = parse_forward_target(&v, "PIDVISOR_FORWARD_TO")?;
     }
@@ -339,6 +365,12 @@ where
     }
     if let Some(v) = var("PIDVISOR_TIME_SCALE") {
         options.time_scale = parse_time_scale(&v, "PIDVISOR_TIME_SCALE")?;
+    }
+    if let Some(v) = var("NOTIFY_SOCKET") {
+        options.notify_socket = Some(OsString::from(v));
+    }
+    if let Some(v) = var("PIDVISOR_KEEP_NOTIFY_SOCKET") {
+        options.keep_notify_socket = parse_bool(&v, "PIDVISOR_KEEP_NOTIFY_SOCKET")?;
     }
     if let Some(v) = var("PIDVISOR_INIT_CONTINUE_ON_ERROR") {
         options.init_continue_on_error = parse_bool(&v, "PIDVISOR_INIT_CONTINUE_ON_ERROR")?;

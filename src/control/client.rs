@@ -22,6 +22,7 @@ use crate::duration::deadline_after;
 use crate::output::console;
 
 mod args;
+mod probe;
 mod render;
 
 pub use args::invoked_as_ctl;
@@ -50,7 +51,16 @@ pub fn main(args: impl Iterator<Item = OsString>) -> ExitCode {
             socket,
             request,
             json,
-        }) => ExitCode::from(run(&socket, &request, json)),
+            within,
+        }) => {
+            if let Some(within) = within
+                && let Err(err) = probe::arm_deadline(within)
+            {
+                console::print_stderr(&format!("pidvisorctl: {err}\n"));
+                return ExitCode::from(REFUSED);
+            }
+            ExitCode::from(run(&socket, &request, json))
+        }
         Err(err) => {
             console::print_stderr(&format!("pidvisorctl: {err} (see 'pidvisorctl --help')\n"));
             ExitCode::from(USAGE)
@@ -64,6 +74,11 @@ struct Failure(u8, String);
 fn run(socket: &Path, request: &Request, json: bool) -> u8 {
     match talk(socket, request, json) {
         Ok(()) => OK,
+        // A probe's answer is yes or no: every failure is a no.
+        Err(Failure(_, message)) if matches!(request, Request::Health { .. } | Request::Ping) => {
+            console::print_stderr(&format!("pidvisorctl: {message}\n"));
+            REFUSED
+        }
         Err(Failure(code, message)) => {
             console::print_stderr(&format!("pidvisorctl: {message}\n"));
             code
@@ -148,11 +163,24 @@ fn talk(socket: &Path, request: &Request, json: bool) -> Result<(), Failure> {
     if let Request::Events { .. } = request {
         return print_events(&mut reader, &reply, json);
     }
+    if let Request::Health { .. } = request {
+        let (healthy, lines) = probe::describe_health(&reply);
+        if json {
+            print_line(&reply.to_string());
+        } else {
+            lines.iter().for_each(|line| print_line(line));
+        }
+        return match healthy {
+            true => Ok(()),
+            false => Err(Failure(REFUSED, "not healthy".into())),
+        };
+    }
     if json {
         print_line(&reply.to_string());
         return Ok(());
     }
     match request {
+        Request::Ping => print_line(&probe::describe_ping(&reply)),
         Request::Status { .. } => print_status(&reply),
         Request::Shutdown { .. } => print_line("pidvisor: shutting down"),
         Request::Signal { .. } => print_line(&format!(
@@ -432,9 +460,12 @@ mod tests {
                 signal: Some("SIGSEGV".into()),
                 at: String::new(),
                 ago: 0.25,
+                oom_killed: false,
             }),
             next_restart_in: Some(75.0),
             next_restart_at: None,
+            health: None,
+            last_check: None,
         };
         let row = status_row(&status);
         assert!(row.starts_with("web              backoff"), "{row}");

@@ -76,6 +76,14 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// Whether the services named (every wanted one if none) are ready and healthy, and
+    /// the container is not draining or shutting down: the answer to a health check.
+    Health {
+        #[serde(default)]
+        services: Vec<String>,
+    },
+    /// Whether the loop answers at all, and where the container is in its life.
+    Ping,
 }
 
 /// A state as the protocol names it.
@@ -166,6 +174,20 @@ pub struct ServiceStatus {
     /// In `backoff`: seconds until the next start, and its wall-clock time.
     pub next_restart_in: Option<f64>,
     pub next_restart_at: Option<String>,
+    /// With a liveness check: `healthy`, `unhealthy` or `unknown` (not checked yet in this
+    /// run), and the last check's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<LastCheck>,
+}
+
+/// The last liveness check: passed or not, what it said, seconds since.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastCheck {
+    pub ok: bool,
+    pub message: String,
+    pub ago: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +197,9 @@ pub struct LastExit {
     /// Wall-clock time of the exit (RFC 3339) and seconds since.
     pub at: String,
     pub ago: f64,
+    /// Killed by the OOM killer (only written when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// Stable error codes.
@@ -271,7 +296,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, Refusal> {
     }
     if !object.contains_key("cmd") {
         return Err(bad(
-            "the request has no \"cmd\"; use status, start, stop, restart, signal, wait, shutdown or events".into(),
+            "the request has no \"cmd\"; use status, health, ping, start, stop, restart, signal, wait, shutdown or events".into(),
         ));
     }
     let request: Request = serde_json::from_value(Value::Object(object))
@@ -347,6 +372,11 @@ pub fn render_request(request: &Request) -> String {
             put("cmd", json!("events"));
             put("follow", json!(follow));
         }
+        Request::Health { services } => {
+            put("cmd", json!("health"));
+            put("services", json!(services));
+        }
+        Request::Ping => put("cmd", json!("ping")),
     }
     request_line(object)
 }
@@ -485,6 +515,10 @@ mod tests {
             },
             Request::Shutdown { exit_code: None },
             Request::Events { follow: false },
+            Request::Health {
+                services: vec!["a".into()],
+            },
+            Request::Ping,
         ];
         for request in requests {
             let line = render_request(&request);

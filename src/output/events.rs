@@ -41,6 +41,9 @@ pub enum Event {
         signal: Option<String>,
         /// How long this run lasted.
         ran: f64,
+        /// Killed by the OOM killer (only written when true).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        oom_killed: bool,
     },
     /// `run` could not be executed (126: not executable, 127: not found).
     SpawnFailed {
@@ -59,6 +62,15 @@ pub enum Event {
         /// When the restart is due, on the `mono` clock: the start comes at or after it.
         due: f64,
     },
+    /// It failed `failures` liveness checks in a row (the last said `message`), and is
+    /// restarted.
+    Unhealthy {
+        service: String,
+        message: String,
+        failures: u32,
+    },
+    /// It passed a liveness check after having been unhealthy.
+    Healthy { service: String },
     /// It gave up: `max_restarts` restarts within the restart window.
     Failed {
         service: String,
@@ -73,6 +85,9 @@ pub enum Event {
     ConfigProblem { message: String },
     /// Orphans (processes that were not pidvisor's own children) reaped in one go.
     OrphansReaped { count: u64, total: u64 },
+    /// A shutdown signal came with `--shutdown-delay`: unhealthy for `delay` seconds,
+    /// then the shutdown.
+    Draining { signal: String, delay: f64 },
     /// The container's shutdown began (`exit_code`: decided already, if it is).
     Shutdown { exit_code: Option<i32> },
     /// pidvisor exits with this code: the container's exit code.
@@ -274,6 +289,7 @@ mod tests {
                 code: None,
                 signal: Some("SIGSEGV".to_owned()),
                 ran: 0.25,
+                oom_killed: false,
             },
         );
         assert!(line.ends_with('\n'));
@@ -285,6 +301,7 @@ mod tests {
         assert_eq!(value["service"], "web");
         assert_eq!(value["code"], serde_json::Value::Null);
         assert_eq!(value["signal"], "SIGSEGV");
+        assert_eq!(value.get("oom_killed"), None, "written only when true");
         assert!(value["wall"].as_str().is_some_and(|w| w.ends_with('Z')));
         assert!(line.starts_with("{\"seq\":7,\"mono\":1.50025,\"wall\":\""));
     }

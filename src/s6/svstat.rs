@@ -264,9 +264,12 @@ mod tests {
                 signal: signal.map(str::to_owned),
                 at: String::new(),
                 ago: 4.2,
+                oom_killed: false,
             }),
             next_restart_in: None,
             next_restart_at: None,
+            health: None,
+            last_check: None,
         }
     }
 

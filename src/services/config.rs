@@ -24,6 +24,7 @@ use crate::services::config_file::read_config_file;
 use crate::services::spec::{Backoff, Readiness, RestartPolicy, ServiceSpec};
 use crate::services::users::UserDb;
 
+mod health;
 mod toml_errors;
 mod values;
 
@@ -182,6 +183,10 @@ struct RawService {
     after: Option<Vec<String>>,
     ready: Option<Spanned<RawReady>>,
     ready_timeout: Option<Spanned<Scalar>>,
+    health: Option<Spanned<health::RawCheck>>,
+    health_interval: Option<Spanned<Scalar>>,
+    health_timeout: Option<Spanned<Scalar>>,
+    health_failures: Option<Spanned<i64>>,
     log_prefix: Option<bool>,
 }
 
@@ -319,7 +324,13 @@ impl Checker<'_> {
             },
         );
         let ready = self.readiness(raw.ready, folder.notification_fd);
-        ServiceSpec {
+        let health = health::RawHealth {
+            check: raw.health,
+            interval: raw.health_interval,
+            timeout: raw.health_timeout,
+            failures: raw.health_failures,
+        };
+        let mut spec = ServiceSpec {
             name: folder.name.to_owned(),
             run: folder.run,
             finish: folder.finish,
@@ -351,9 +362,13 @@ impl Checker<'_> {
             after: raw.after.unwrap_or_default(),
             ready,
             ready_timeout: self.convert("ready-timeout", raw.ready_timeout, secs(30), duration),
+            health: None,
+            check_timeout: secs(5),
             log_prefix: raw.log_prefix.unwrap_or(true),
             dir: folder.dir,
-        }
+        };
+        (spec.health, spec.check_timeout) = self.health(health, &spec);
+        spec
     }
 
     fn backoff(&mut self, raw: &RawService) -> Backoff {
@@ -475,6 +490,7 @@ impl Checker<'_> {
                 let form = match &ready {
                     Readiness::NotifyFd(fd) => format!("notify-fd = {fd}"),
                     Readiness::Tcp(_) => "tcp".to_owned(),
+                    Readiness::Http(_) => "http".to_owned(),
                     Readiness::Command(_) | Readiness::Started => "command".to_owned(),
                 };
                 let bad = invalid(
@@ -560,6 +576,8 @@ mod tests {
                 after: vec![],
                 ready: Readiness::Started,
                 ready_timeout: secs(30),
+                health: None,
+                check_timeout: secs(5),
                 log_prefix: true,
             }
         );

@@ -14,6 +14,8 @@
 pub mod check;
 pub mod config;
 pub mod config_file;
+pub mod http_check;
+pub mod liveness;
 pub mod probe;
 pub mod scan;
 pub mod scripts;

@@ -33,6 +33,7 @@ use crate::init::signals;
 use crate::services::spec::{Readiness, RestartPolicy, ServiceSpec};
 
 mod restart;
+mod unhealthy;
 
 /// The exit code that a `finish` script uses to say "do not restart" (s6's rule).
 pub const FINISH_NO_RESTART: i32 = 125;
@@ -110,6 +111,9 @@ pub struct Service {
     /// The current or last run was stopped for not being ready in time: however it
     /// exited, it did not complete.
     ready_timed_out: bool,
+    /// The current or last run was stopped for failing its liveness checks: its end is a
+    /// crash, whatever its exit.
+    stopped_unhealthy: bool,
 }
 
 impl Service {
@@ -128,6 +132,7 @@ impl Service {
             quick_crashes: 0,
             pending_exit: None,
             ready_timed_out: false,
+            stopped_unhealthy: false,
         }
     }
 
@@ -265,6 +270,7 @@ impl Service {
     pub fn on_spawned(&mut self, pid: i32, now: Instant) -> Vec<Action> {
         self.started_at = Some(now);
         self.ready_timed_out = false;
+        self.stopped_unhealthy = false;
         self.pgid = pid;
         match self.spec.ready {
             Readiness::Started => {
@@ -278,7 +284,7 @@ impl Service {
                 };
                 Vec::new()
             }
-            Readiness::Tcp(_) | Readiness::Command(_) => {
+            Readiness::Tcp(_) | Readiness::Command(_) | Readiness::Http(_) => {
                 self.state = State::Starting {
                     pid,
                     ready_deadline: deadline_after(now, self.spec.ready_timeout),

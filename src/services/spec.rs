@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::init::spawn::Credentials;
+use crate::services::http_check::HttpTarget;
 
 /// One service, from `services.d/<name>/`.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +50,11 @@ pub struct ServiceSpec {
     pub after: Vec<String>,
     pub ready: Readiness,
     pub ready_timeout: Duration,
+    /// `health`: checked while it is ready; restarted after too many failures in a row.
+    pub health: Option<HealthCheck>,
+    /// `health-timeout`: how long one check (liveness, or an HTTP readiness attempt) may
+    /// take before it counts as failed (and a command check is killed).
+    pub check_timeout: Duration,
     /// Prefix each output line with the service name (`name | line`), or pass bytes through.
     pub log_prefix: bool,
 }
@@ -102,6 +108,29 @@ pub enum Readiness {
     Tcp(SocketAddr),
     /// When this shell command exits 0.
     Command(String),
+    /// When an HTTP GET of this URL answers 2xx or 3xx.
+    Http(HttpTarget),
+}
+
+/// A liveness check (`health = { ... }`, `health-interval`, `health-failures`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub check: Check,
+    /// Time from the end of one check (or from ready) to the next.
+    pub interval: Duration,
+    /// Failures in a row after which the service is restarted.
+    pub failures: u32,
+}
+
+/// What a liveness check does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Runs this shell command as the service would; exit 0 is healthy.
+    Command(String),
+    /// Connects to this address.
+    Tcp(SocketAddr),
+    /// GETs this URL; 2xx or 3xx is healthy.
+    Http(HttpTarget),
 }
 
 #[cfg(test)]
@@ -138,6 +167,8 @@ impl ServiceSpec {
             after: Vec::new(),
             ready: Readiness::Started,
             ready_timeout: Duration::from_secs(30),
+            health: None,
+            check_timeout: Duration::from_secs(5),
             log_prefix: true,
         }
     }

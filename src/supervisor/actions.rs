@@ -12,6 +12,7 @@ use std::time::Instant;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use tracing::{error, info, warn};
 
+use super::checks::Purpose;
 use super::state::{NOTIFY, PROBE_INTERVAL, Stage, Supervisor, TCP, setup_error, token};
 use crate::init::reaper::Exit;
 use crate::init::spawn::Setup;
@@ -19,7 +20,7 @@ use crate::init::{signals, spawn};
 use crate::output::events::Event;
 use crate::services::probe::{NotifyPipe, TcpProbe};
 use crate::services::service::{Action, State};
-use crate::services::spec::{Readiness, ServiceSpec};
+use crate::services::spec::{Check, Readiness, ServiceSpec};
 
 impl Supervisor {
     pub(super) fn apply(&mut self, index: usize, actions: Vec<Action>, now: Instant) {
@@ -39,6 +40,7 @@ impl Supervisor {
                         Ok(pid) => {
                             info!("{}: started (pid {pid})", self.slots[index].service.name());
                             self.slots[index].runs += 1;
+                            self.slots[index].oom_baseline = crate::init::oom::oom_kills();
                             self.emit(Event::Started {
                                 service: self.slots[index].service.name().to_owned(),
                                 pid,
@@ -208,6 +210,9 @@ impl Supervisor {
                     }
                 }
             }
+            Readiness::Http(target) => {
+                self.start_check(index, Purpose::Ready, Check::Http(target), now)
+            }
             Readiness::Started | Readiness::NotifyFd(_) => {}
         }
     }
@@ -215,7 +220,7 @@ impl Supervisor {
 
 /// What a service's programs (`run`, `finish`, the readiness command) add to the
 /// container's environment: `PIDVISOR_SERVICE`, then the `env` table.
-fn service_env(spec: &ServiceSpec) -> Vec<(&str, &str)> {
+pub(super) fn service_env(spec: &ServiceSpec) -> Vec<(&str, &str)> {
     let name = ("PIDVISOR_SERVICE", spec.name.as_str());
     let table = spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     std::iter::once(name).chain(table).collect()

@@ -9,7 +9,10 @@ use nix::sys::epoll::{EpollEvent, EpollTimeout};
 use tracing::{error, warn};
 
 use super::output;
-use super::state::{Main, NOTIFY, PROBE_INTERVAL, SIGNALS, STDERR, STDOUT, Stage, Supervisor, TCP};
+use super::state::{
+    CHECK, KIND_BITS, KIND_MASK, Main, NOTIFY, PROBE_INTERVAL, SIGNALS, STDERR, STDOUT, Stage,
+    Supervisor, TCP,
+};
 use crate::control::server;
 use crate::duration::deadline_after;
 use crate::init::reaper::Remaining;
@@ -27,6 +30,8 @@ impl Supervisor {
             self.restart_pending_services(now);
             self.advance(now);
             self.check_waiters(now);
+            self.tend_checks(now);
+            self.tend_sd_notify();
             if matches!(self.stage, Stage::Sweep { .. } | Stage::Killing)
                 && self.reap(now) == Remaining::None
             {
@@ -83,7 +88,8 @@ impl Supervisor {
             .flat_map(|slot| [slot.service.deadline(), slot.probe_at]);
         let control = self.control_deadline();
         let main = self.main_due.filter(|_| self.main == Main::Pending);
-        let Some(deadline) = std::iter::once(stage)
+        let Some(deadline) = [stage, self.drain_deadline(), self.checks_deadline()]
+            .into_iter()
             .chain(services)
             .chain([control, main])
             .flatten()
@@ -110,6 +116,10 @@ impl Supervisor {
                 self.slots[index].probe_at = None;
                 self.probe(index, now);
             }
+        }
+        self.on_check_deadlines(now);
+        if self.drain_deadline().is_some_and(|d| d <= now) {
+            self.end_drain(now);
         }
         match &mut self.stage {
             Stage::StopMain { deadline } if *deadline <= now => {
@@ -150,14 +160,18 @@ impl Supervisor {
             self.drain_signals();
             return;
         }
-        let index = (token >> 2) as usize - 1;
+        let index = (token >> KIND_BITS) as usize - 1;
         let now = Instant::now();
+        if token & KIND_MASK == CHECK {
+            self.on_check_ready(index, now);
+            return;
+        }
         let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
-        match token & 3 {
+        match token & KIND_MASK {
             STDOUT | STDERR => {
-                let relay = if token & 3 == STDOUT {
+                let relay = if token & KIND_MASK == STDOUT {
                     &mut slot.stdout
                 } else {
                     &mut slot.stderr

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tracing::{debug, error, info, warn};
 
+use super::oom;
 use super::state::{Main, PROBE_INTERVAL, Stage, Supervisor};
 use crate::init::reaper::{Exit, Remaining};
 use crate::init::{reaper, signals};
@@ -52,6 +53,7 @@ impl Supervisor {
                 slot.service.pid() == Some(pid)
                     || slot.service.finish_pid() == Some(pid)
                     || slot.probe_pid == Some(pid)
+                    || slot.check_pid() == Some(pid)
             })
     }
 
@@ -77,9 +79,14 @@ impl Supervisor {
             slot.service.pid() == Some(pid)
                 || slot.service.finish_pid() == Some(pid)
                 || slot.probe_pid == Some(pid)
+                || slot.check_pid() == Some(pid)
         }) else {
             return;
         };
+        if self.slots[index].check_pid() == Some(pid) {
+            self.on_check_exit(index, exit, now);
+            return;
+        }
         let slot = &mut self.slots[index];
         if slot.probe_pid == Some(pid) {
             slot.probe_pid = None;
@@ -100,14 +107,19 @@ impl Supervisor {
                 Exit::Code(code) => (Some(code), None),
                 Exit::Signal(signo) => (None, Some(signals::name(signo))),
             };
+            slot.last_exit_oom = oom::oom_killed(slot.oom_baseline, exit);
             let event = Event::Exited {
                 service: slot.service.name().to_owned(),
                 pid,
                 code,
                 signal,
                 ran: events::seconds(ran.unwrap_or_default()),
+                oom_killed: slot.last_exit_oom,
             };
             self.emit(event);
+            if self.slots[index].last_exit_oom {
+                self.on_service_oom_killed(index, now);
+            }
         }
         let slot = &mut self.slots[index];
         let actions = if slot.service.finish_pid() == Some(pid) {

@@ -21,6 +21,7 @@ impl Supervisor {
             Ok(pid) => {
                 debug!(pid, "started main command");
                 self.main = Main::Running { pid };
+                self.main_oom_baseline = crate::init::oom::oom_kills();
             }
             Err(err) => {
                 error!("{}", err.message);
@@ -34,6 +35,12 @@ impl Supervisor {
 
     pub(super) fn on_main_exit(&mut self, exit: Exit, now: Instant) {
         self.main = Main::Exited(exit);
+        if super::oom::oom_killed(self.main_oom_baseline, exit) {
+            error!(
+                "main command was killed by the OOM killer (exit code {})",
+                super::oom::OOM_EXIT_CODE
+            );
+        }
         match exit {
             Exit::Code(code) => info!("main command exited with code {code}"),
             Exit::Signal(signo) => info!(

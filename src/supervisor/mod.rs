@@ -31,21 +31,29 @@
 //! One [`Supervisor`] ([`state`]), its methods spread over one file per job: [`setup`]
 //! before the loop, [`event_loop`], [`on_signal`], [`exits`] (reaping), [`stages`] (with
 //! `stages/`: the scripts, the way up, the way down), [`main_command`], [`actions`] (what
-//! a service's state machine decided), [`requests`] and [`waits`] (the control socket's
-//! requests), [`observe`] (life-cycle events) and [`output`] (back-pressure on stdout and
-//! stderr). These files use [`state`] and each other's methods; none imports `mod.rs`.
+//! a service's state machine decided), [`checks`] (liveness and HTTP readiness checks),
+//! [`requests`] and [`waits`] (the control socket's requests), [`health`] (the `health`
+//! and `ping` answers), [`drain`] (`--shutdown-delay`), [`oom`] (OOM kills), [`sd_notify`] (`NOTIFY_SOCKET`),
+//! [`observe`] (life-cycle events)
+//! and [`output`] (back-pressure on stdout and stderr). These files use [`state`] and
+//! each other's methods; none imports `mod.rs`.
 //!
 //! This is the top layer below `main`: it may use every other layer ([`crate::init`],
 //! [`crate::output`], [`crate::services`], [`crate::control`], [`crate::cli`]).
 
 mod actions;
+mod checks;
+mod drain;
 mod event_loop;
 mod exits;
+mod health;
 mod main_command;
 mod observe;
 mod on_signal;
+mod oom;
 mod output;
 mod requests;
+mod sd_notify;
 mod setup;
 mod stages;
 mod state;

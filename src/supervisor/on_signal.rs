@@ -1,5 +1,6 @@
 //! What a signal received by pidvisor does: SIGCHLD reaps; TERM, INT and QUIT start the
-//! shutdown (a second one kills everything at once); the forwarded signals go on to the
+//! shutdown, after the drain of `--shutdown-delay` if there is one (a second one kills
+//! everything at once, or ends the drain); the forwarded signals go on to the
 //! main command, or to every service but the loggers when there is none.
 
 use std::time::Instant;
@@ -40,11 +41,30 @@ impl Supervisor {
             self.kill_everything();
             return;
         }
+        if signals::is_shutdown_request(signo) && self.drain.is_some() {
+            info!("{} while draining: shutting down now", signals::name(signo));
+            self.end_drain(now);
+            return;
+        }
+        if signals::is_shutdown_request(signo)
+            && matches!(self.stage, Stage::Up)
+            && self.begin_drain(signo, now)
+        {
+            return;
+        }
+        if signals::is_shutdown_request(signo) {
+            info!("{}: shutting down", signals::name(signo));
+        }
+        self.shut_down_on_signal(signo, now);
+    }
+
+    /// What a signal does once any drain is over: forwarded if it is, and the shutdown
+    /// begins if it asks for one.
+    pub(super) fn shut_down_on_signal(&mut self, signo: libc::c_int, now: Instant) {
         if signals::is_forwarded(signo) {
             self.forward(signo);
         }
         if signals::is_shutdown_request(signo) {
-            info!("{}: shutting down", signals::name(signo));
             self.begin_shutdown(now);
         }
     }

@@ -1,6 +1,7 @@
 //! Carrying out control requests: status snapshots, start, stop, restart, signal, wait,
-//! shutdown and the event stream, and the waits that end a request once a service has
-//! reached the state it asked for (or cannot, or the timeout has passed).
+//! shutdown, the event stream, health and ping (answered in `health`), and the waits that
+//! end a request once a service has reached the state it asked for (or cannot, or the
+//! timeout has passed).
 //!
 //! The connection work is [`crate::control`]'s; the decisions stay with the state machine
 //! ([`crate::services::service`]): a request only calls its `start`/`stop` like the supervisor does.
@@ -15,7 +16,7 @@ use serde_json::json;
 use super::state::{Stage, Supervisor};
 use super::waits::{Goal, Progress, Waiter};
 use crate::control::protocol::{
-    self, ErrorCode, LastExit, Refusal, Request, ServiceStatus, StateName,
+    self, ErrorCode, LastCheck, LastExit, Refusal, Request, ServiceStatus, StateName,
 };
 use crate::control::server::ClientId;
 use crate::duration::deadline_after;
@@ -172,6 +173,8 @@ impl Supervisor {
                 self.begin_shutdown(now);
                 Ok(None)
             }
+            Request::Health { services } => self.health_reply(&services, now).map(Some),
+            Request::Ping => Ok(Some(self.ping_reply())),
             Request::Events { follow } => {
                 let Some(control) = &mut self.control else {
                     return Ok(None);
@@ -192,7 +195,7 @@ impl Supervisor {
         }
     }
 
-    fn find(&self, name: &str) -> Result<usize, Refusal> {
+    pub(super) fn find(&self, name: &str) -> Result<usize, Refusal> {
         self.by_name.get(name).copied().ok_or_else(|| {
             let names: Vec<&str> = self.slots.iter().map(|s| s.service.name()).collect();
             let known = if names.is_empty() {
@@ -389,7 +392,8 @@ impl Supervisor {
     }
 
     fn status_of(&self, index: usize, now: Instant) -> ServiceStatus {
-        let service = &self.slots[index].service;
+        let slot = &self.slots[index];
+        let service = &slot.service;
         let clock = self.events.clock();
         let pid = service.pid();
         let last_exit = service.last_exit.map(|(exit, at)| {
@@ -402,6 +406,7 @@ impl Supervisor {
                 signal,
                 at: rfc3339(clock.wall(at)),
                 ago: seconds(now.saturating_duration_since(at)),
+                oom_killed: slot.last_exit_oom,
             }
         });
         let next_restart = match service.state {
@@ -420,6 +425,17 @@ impl Supervisor {
             last_exit,
             next_restart_in: next_restart.map(|at| seconds(at.saturating_duration_since(now))),
             next_restart_at: next_restart.map(|at| rfc3339(clock.wall(at))),
+            health: slot
+                .service
+                .spec
+                .health
+                .as_ref()
+                .map(|_| slot.liveness.health().to_owned()),
+            last_check: slot.liveness.last.as_ref().map(|last| LastCheck {
+                ok: last.ok,
+                message: last.message.clone(),
+                ago: seconds(now.saturating_duration_since(last.at)),
+            }),
         }
     }
 }

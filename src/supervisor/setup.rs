@@ -12,10 +12,12 @@ use std::rc::Rc;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use tracing::{debug, error, info, warn};
 
+use super::sd_notify::SdNotify;
 use super::state::{Main, Observed, SIGNALS, STDERR, STDOUT, Slot, Stage, Supervisor, token};
 use crate::cli::Options;
 use crate::control::server::ControlServer;
 use crate::init::limits;
+use crate::init::notify::Notifier;
 use crate::init::signals::SignalQueue;
 use crate::init::sweep::Scope;
 use crate::output::events::{Clock, Event, EventLog};
@@ -78,6 +80,8 @@ impl Supervisor {
             epoll,
             scope,
             grace: options.grace,
+            shutdown_delay: options.shutdown_delay,
+            drain: None,
             forward_to: options.forward_to,
             rewrite: options.rewrite.clone(),
             finish_dir: options.finish_dir.clone(),
@@ -88,6 +92,7 @@ impl Supervisor {
             } else {
                 Main::Pending
             },
+            main_oom_baseline: None,
             command: options.command.clone(),
             slots: Vec::new(),
             by_name: HashMap::new(),
@@ -105,6 +110,7 @@ impl Supervisor {
             output_turn: 0,
             main_wait: options.main_wait,
             main_due: None,
+            sd_notify: notify_host(options),
         };
         supervisor.load_services(&options.services_dir, options.services_stop_timeout)?;
         for note in &options.notes {
@@ -197,6 +203,11 @@ impl Supervisor {
             tcp: None,
             probe_pid: None,
             probe_at: None,
+            check: None,
+            check_at: None,
+            liveness: Default::default(),
+            oom_baseline: None,
+            last_exit_oom: false,
             observed: Observed::default(),
             runs: 0,
             restart_pending: false,
@@ -241,8 +252,28 @@ fn logger_spec(service: &ServiceSpec, run: PathBuf) -> ServiceSpec {
         critical: false,
         after: Vec::new(),
         ready: Readiness::Started,
+        health: None,
         log_prefix: false,
         ..service.clone()
+    }
+}
+
+/// The host's `NOTIFY_SOCKET`, if set; the children do not get it unless asked to.
+fn notify_host(options: &Options) -> Option<SdNotify> {
+    let address = options.notify_socket.as_ref()?;
+    if !options.keep_notify_socket {
+        // SAFETY: pidvisor has one thread, and no other code reads the environment now.
+        unsafe { std::env::remove_var("NOTIFY_SOCKET") };
+    }
+    match Notifier::open(address) {
+        Ok(notifier) => Some(SdNotify::new(notifier)),
+        Err(err) => {
+            warn!(
+                "NOTIFY_SOCKET={}: {err}; the host will not be told",
+                address.display()
+            );
+            None
+        }
     }
 }
 

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::Epoll;
 
+use super::checks::RunningCheck;
+use super::drain::Drain;
+use super::sd_notify::SdNotify;
 use super::waits::Waiter;
 use crate::cli::ForwardTarget;
 use crate::control::server::ControlServer;
@@ -24,16 +27,22 @@ use crate::init::spawn;
 use crate::init::sweep::Scope;
 use crate::output::events::EventLog;
 use crate::output::logs::{LineRelay, LogPipe, Scratch};
+use crate::services::liveness::Liveness;
 use crate::services::probe::{NotifyPipe, TcpProbe};
 use crate::services::service::{Service, State};
 
-/// Token of the signalfd in the epoll set; slot tokens are `(index + 1) << 2 | kind`; the
+/// Token of the signalfd in the epoll set; slot tokens are `(index + 1) << 3 | kind`; the
 /// control socket's tokens have the top bit set ([`crate::control::server::TOKEN_BIT`]).
 pub(super) const SIGNALS: u64 = 0;
 pub(super) const STDOUT: u64 = 0;
 pub(super) const STDERR: u64 = 1;
 pub(super) const NOTIFY: u64 = 2;
 pub(super) const TCP: u64 = 3;
+/// A check's socket (a liveness check, or an HTTP readiness check).
+pub(super) const CHECK: u64 = 4;
+/// The low bits of a slot token that say which of its descriptors it is.
+pub(super) const KIND_BITS: u32 = 3;
+pub(super) const KIND_MASK: u64 = (1 << KIND_BITS) - 1;
 
 /// Time between two readiness probes (TCP connect or command) of a starting service.
 pub(super) const PROBE_INTERVAL: Duration = Duration::from_millis(100);
@@ -101,6 +110,15 @@ pub(super) struct Slot {
     pub(super) probe_pid: Option<i32>,
     /// When to run the next readiness probe.
     pub(super) probe_at: Option<Instant>,
+    /// A check under way (see `checks`), when the next liveness check is due, and what
+    /// the liveness checks have said.
+    pub(super) check: Option<RunningCheck>,
+    pub(super) check_at: Option<Instant>,
+    pub(super) liveness: Liveness,
+    /// The cgroup's OOM-kill count when the current run started, and whether the last
+    /// run was OOM-killed (see `oom`).
+    pub(super) oom_baseline: Option<u64>,
+    pub(super) last_exit_oom: bool,
     /// The state last reported as events (see `observe`).
     pub(super) observed: Observed,
     /// Runs started so far (a restart request waits for a newer one).
@@ -145,12 +163,17 @@ pub struct Supervisor {
     pub(super) epoll: Epoll,
     pub(super) scope: Scope,
     pub(super) grace: Duration,
+    /// `--shutdown-delay`, and the drain it started, if one is under way.
+    pub(super) shutdown_delay: Duration,
+    pub(super) drain: Option<Drain>,
     pub(super) forward_to: ForwardTarget,
     pub(super) rewrite: Rewrites,
     pub(super) finish_dir: PathBuf,
     pub(super) finish_timeout: Duration,
     pub(super) init_continue_on_error: bool,
     pub(super) main: Main,
+    /// The cgroup's OOM-kill count when the main command started.
+    pub(super) main_oom_baseline: Option<u64>,
     pub(super) command: Vec<OsString>,
     pub(super) slots: Vec<Slot>,
     pub(super) by_name: HashMap<String, usize>,
@@ -173,6 +196,8 @@ pub struct Supervisor {
     /// (set once the init scripts are done).
     pub(super) main_wait: Option<Duration>,
     pub(super) main_due: Option<Instant>,
+    /// `NOTIFY_SOCKET`: what the host has been told.
+    pub(super) sd_notify: Option<SdNotify>,
 }
 
 /// What was last reported about a service.
@@ -196,7 +221,7 @@ impl Default for Observed {
 }
 
 pub(super) fn token(index: usize, kind: u64) -> u64 {
-    ((index as u64 + 1) << 2) | kind
+    ((index as u64 + 1) << KIND_BITS) | kind
 }
 
 /// A descriptor for a child could not be made: reported like a program that cannot run.

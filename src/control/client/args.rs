@@ -11,6 +11,9 @@ use crate::duration::parse_duration;
 /// How long start, stop, restart and wait wait by default.
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long health and ping take at most, by default (a probe's own timeout is longer).
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub const HELP: &str = "\
 pidvisorctl: show and drive the services of a running pidvisor.
 
@@ -18,6 +21,12 @@ Usage: pidvisorctl [--socket PATH] COMMAND [ARGS]
 
 Commands:
   status [NAME...] [--json]      state, pid, uptime, restarts, last exit, next restart
+  health [NAME...] [--timeout D] exit 0 if every wanted service (or each one named) is
+                                 ready and healthy and pidvisor is not draining or
+                                 stopping; else 1, with one line per service that is not
+                                 (for HEALTHCHECK CMD and exec probes; default timeout 5s)
+  ping [--timeout D]             exit 0 if pidvisor's loop answers (liveness of the
+                                 container itself); prints its stage (up, draining, ...)
   start NAME [--timeout D]       start it (forgiving past failures); wait until ready
   stop NAME [--timeout D]        stop it and keep it down until 'start', whatever its
                                  restart policy; wait until down
@@ -39,7 +48,8 @@ Options:
 
 Exit code: 0 done; 1 refused (unknown service, the service failed or was stopped
 meanwhile, ...); 2 usage error; 3 timed out; 4 cannot talk to pidvisor (no socket,
-nobody listening, permission denied).
+nobody listening, permission denied). health and ping exit 1 for anything but a yes
+(unhealthy, timed out, no pidvisor), as Docker and Kubernetes expect.
 ";
 
 /// True when the binary was started under the name `pidvisorctl`.
@@ -58,6 +68,8 @@ pub enum Invocation {
         socket: PathBuf,
         request: Request,
         json: bool,
+        /// The most the whole run may take (health, ping): past it, exit 1.
+        within: Option<Duration>,
     },
 }
 
@@ -210,6 +222,19 @@ where
             }
             Request::Shutdown { exit_code }
         }
+        "health" => {
+            allowed(&["--timeout", "--json"])?;
+            Request::Health {
+                services: rest.to_vec(),
+            }
+        }
+        "ping" => {
+            allowed(&["--timeout", "--json"])?;
+            if !rest.is_empty() {
+                return Err("ping takes no service name".to_owned());
+            }
+            Request::Ping
+        }
         "events" => {
             allowed(&["--follow", "--json"])?;
             if !rest.is_empty() {
@@ -219,9 +244,18 @@ where
         }
         other => return Err(format!("unknown command '{other}'")),
     };
+    let within = match request {
+        Request::Health { .. } | Request::Ping => match timeout {
+            Some(t) if t.is_zero() => None,
+            Some(t) => Some(t),
+            None => Some(PROBE_TIMEOUT),
+        },
+        _ => None,
+    };
     Ok(Invocation::Run {
         socket,
         request,
         json,
+        within,
     })
 }

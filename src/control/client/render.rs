@@ -45,7 +45,9 @@ pub fn status_row(service: &ServiceStatus) -> String {
     let next = service
         .next_restart_in
         .map_or("-".to_owned(), |s| format!("in {}", human_seconds(s)));
-    let state = if service.wanted || service.state != StateName::Down {
+    let state = if service.health.as_deref() == Some("unhealthy") {
+        "unhealthy".to_owned()
+    } else if service.wanted || service.state != StateName::Down {
         service.state.to_string()
     } else {
         "down".to_owned()

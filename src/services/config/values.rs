@@ -71,6 +71,7 @@ pub(super) struct RawReady {
     pub(super) notify_fd: Option<i64>,
     pub(super) tcp: Option<String>,
     pub(super) command: Option<String>,
+    pub(super) http: Option<String>,
 }
 
 pub(super) fn secs(n: u64) -> Duration {
@@ -193,8 +194,13 @@ pub(super) fn notify_fd(fd: i64) -> Result<i32, Invalid> {
 }
 
 pub(super) fn readiness(ready: RawReady) -> Result<Readiness, Invalid> {
-    let one_of =
-        "give exactly one of notify-fd, tcp or command, e.g. ready = { tcp = \"127.0.0.1:8080\" }";
+    let one_of = "give exactly one of notify-fd, tcp, command or http, e.g. ready = { tcp = \"127.0.0.1:8080\" }";
+    if let Some(url) = ready.http {
+        return match (ready.notify_fd, ready.tcp, ready.command) {
+            (None, None, None) => super::health::http_target(&url).map(Readiness::Http),
+            _ => Err(invalid("has more than one form", one_of)),
+        };
+    }
     match (ready.notify_fd, ready.tcp, ready.command) {
         (Some(fd), None, None) => notify_fd(fd).map(Readiness::NotifyFd),
         (None, Some(addr), None) => addr.parse().map(Readiness::Tcp).map_err(|_| {

@@ -29,7 +29,7 @@ impl Service {
             self.state = State::Down;
             return Vec::new();
         }
-        let success = self.is_success(exit);
+        let success = self.is_success(exit) && !self.stopped_unhealthy;
         let policy_restarts = match self.spec.restart {
             RestartPolicy::Always => true,
             RestartPolicy::OnFailure => !success,

@@ -12,6 +12,8 @@ use crate::supervisor::state::{Main, Stage, Supervisor};
 
 impl Supervisor {
     pub(in crate::supervisor) fn begin_shutdown(&mut self, now: Instant) {
+        // Whatever the cause, a drain under way is over: the shutdown is here.
+        self.drain = None;
         if matches!(self.stage, Stage::Init { .. } | Stage::Up) {
             self.emit(Event::Shutdown {
                 exit_code: self.exit_code,
