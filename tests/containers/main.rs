@@ -16,6 +16,7 @@ mod docker;
 
 mod example_services;
 mod exit_codes;
+mod health;
 mod restricted;
 mod s6_migration;
 mod signals;

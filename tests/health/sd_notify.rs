@@ -62,7 +62,9 @@ fn launch(dir: &TempDir, host: &Host, extra: &[&str], command: &[&str]) -> Launc
 }
 
 /// A main command that records whether it sees `NOTIFY_SOCKET`, then waits.
-const MAIN: &str = "echo \"${NOTIFY_SOCKET-unset}\" > main-env; exec sleep 1000";
+/// Writes what it saw, then renames it into place: the file never appears half written.
+const MAIN: &str =
+    "echo \"${NOTIFY_SOCKET-unset}\" > main-env.tmp && mv main-env.tmp main-env; exec sleep 1000";
 
 #[test]
 fn ready_comes_once_the_services_are_ready_and_the_main_command_runs_then_stopping() {
