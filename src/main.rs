@@ -32,6 +32,8 @@
 mod cli;
 mod control;
 mod duration;
+#[cfg(test)]
+mod fuzzing;
 mod init;
 mod output;
 mod services;

@@ -385,6 +385,9 @@ pub fn error(refusal: &Refusal) -> String {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

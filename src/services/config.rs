@@ -24,6 +24,8 @@ use crate::services::config_file::read_config_file;
 use crate::services::spec::{Backoff, Readiness, RestartPolicy, ServiceSpec};
 use crate::services::users::UserDb;
 
+#[cfg(test)]
+mod fuzz;
 mod toml_errors;
 mod values;
 
