@@ -11,6 +11,7 @@
 pub mod limits;
 pub mod pipe;
 pub mod reaper;
+pub mod shebang;
 pub mod signals;
 pub mod spawn;
 pub mod sweep;

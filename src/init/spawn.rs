@@ -21,6 +21,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::init::shebang;
 use crate::init::signals::ChildSignalReset;
 
 /// A resolved user: ids, not names.
@@ -147,7 +148,20 @@ pub fn spawn(
         Ok(child) => Ok(child.id() as i32),
         Err(err) => Err(SpawnError {
             exit_code: exit_code_for_spawn_error(&err),
-            message: format!("cannot run '{}': {err}", program.to_string_lossy()),
+            message: match err.raw_os_error() == Some(libc::ENOENT) {
+                true => shebang::missing_interpreter(Path::new(program)),
+                false => None,
+            }
+            .map_or_else(
+                || format!("cannot run '{}': {err}", program.to_string_lossy()),
+                |missing| {
+                    format!(
+                        "cannot run '{}': its interpreter {} (the #! line) does not exist",
+                        program.to_string_lossy(),
+                        missing.display()
+                    )
+                },
+            ),
         }),
     }
 }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::init::spawn::Credentials;
-use crate::services::config_file::read_config_file;
+use crate::services::config_file::{fix_for, read_config_file};
 use crate::services::spec::{Backoff, Readiness, RestartPolicy, ServiceSpec};
 use crate::services::users::UserDb;
 
@@ -104,7 +104,7 @@ pub fn load_service(
         Ok(text) => text,
         Err(err) if err.kind() == io::ErrorKind::NotFound => String::new(),
         Err(err) => {
-            check.file_problem(&toml_file, format!("cannot read it: {err}"), READABLE);
+            check.file_problem(&toml_file, format!("cannot read it: {err}"), fix_for(&err));
             String::new()
         }
     };
@@ -258,7 +258,13 @@ impl Checker<'_> {
             }
             Ok(_) => return Some(dir.join(relative)),
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                if required {
+                if let Ok(target) = fs::read_link(&file) {
+                    let message = format!(
+                        "is a symbolic link to {}, which does not exist",
+                        target.display()
+                    );
+                    self.file_problem(&file, message, "point the link at the program");
+                } else if required {
                     self.file_problem(
                         &file,
                         "does not exist".into(),
@@ -266,7 +272,7 @@ impl Checker<'_> {
                     );
                 }
             }
-            Err(err) => self.file_problem(&file, format!("cannot read it: {err}"), READABLE),
+            Err(err) => self.file_problem(&file, format!("cannot read it: {err}"), fix_for(&err)),
         }
         None
     }
@@ -277,7 +283,7 @@ impl Checker<'_> {
             Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
             Err(err) => {
-                self.file_problem(file, format!("cannot read it: {err}"), READABLE);
+                self.file_problem(file, format!("cannot read it: {err}"), fix_for(&err));
                 return None;
             }
         };

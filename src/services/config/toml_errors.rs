@@ -25,6 +25,9 @@ pub(super) fn explain_serde_error(message: &str, line: &str) -> (Option<String>,
                     .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
         });
     let fix = match message.rsplit_once(", expected ") {
+        _ if message.starts_with("invalid type: integer") && message.contains(" as i128") => {
+            "use a smaller number: integers stop at 9223372036854775807".to_owned()
+        }
         Some((_, expected)) if message.starts_with("invalid type") => {
             let what = match expected {
                 "i64" => "an integer",
