@@ -13,3 +13,4 @@ mod harness;
 mod support;
 
 mod config;
+mod socket;
