@@ -13,4 +13,5 @@ mod harness;
 mod support;
 
 mod config;
+mod signal_flood;
 mod socket;
