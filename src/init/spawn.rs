@@ -35,6 +35,9 @@ pub struct Credentials {
     pub groups: Vec<u32>,
     /// The user's home directory, for `HOME`.
     pub home: Option<PathBuf>,
+    /// Set `PR_SET_NO_NEW_PRIVS` before `exec`: neither a setuid program (`sudo`, `su`)
+    /// nor file capabilities can give the child back what it gave up.
+    pub no_new_privileges: bool,
 }
 
 /// Everything a child is started with, beyond its argv.
@@ -107,6 +110,7 @@ pub fn spawn(
                 .collect::<Vec<_>>(),
         )
     });
+    let no_new_privileges = setup.credentials.is_some_and(|c| c.no_new_privileges);
     let umask = setup.umask;
     // Held until the child has started: see `occupy`.
     let (extra_fd, _placeholder) = match setup.extra_fd {
@@ -137,6 +141,9 @@ pub fn spawn(
                 check(libc::setgroups(groups.len(), groups.as_ptr()))?;
                 check(libc::setgid(*gid))?;
                 check(libc::setuid(*uid))?;
+            }
+            if no_new_privileges {
+                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
             }
             crate::init::limits::restore_for_child()?;
             signals.apply()

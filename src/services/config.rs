@@ -165,6 +165,7 @@ struct RawService {
     finish_timeout: Option<Spanned<Scalar>>,
     user: Option<Spanned<Scalar>>,
     group: Option<Spanned<Scalar>>,
+    no_new_privileges: Option<Spanned<bool>>,
     working_dir: Option<Spanned<String>>,
     /// A map sorts by key; the key positions give back the file order.
     env: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
@@ -304,7 +305,7 @@ impl Checker<'_> {
 
     fn spec(&mut self, raw: RawService, folder: Folder<'_>, users: &UserDb) -> ServiceSpec {
         let backoff = self.backoff(&raw);
-        let user = self.credentials(raw.user, raw.group, users);
+        let user = self.credentials(raw.user, raw.group, raw.no_new_privileges, users);
         let working_dir = self.convert(
             "working-dir",
             raw.working_dir,
@@ -406,10 +407,16 @@ impl Checker<'_> {
         &mut self,
         user: Option<Spanned<Scalar>>,
         group: Option<Spanned<Scalar>>,
+        no_new_privileges: Option<Spanned<bool>>,
         users: &UserDb,
     ) -> Option<Credentials> {
         let group_span = group.as_ref().map(Spanned::span);
         let group = self.convert("group", group, None, |g| user_or_group(g).map(Some));
+        if let (None, Some(given)) = (&user, &no_new_privileges) {
+            let fix = "add `user = \"...\"` too: it only applies to a service run as a user";
+            let bad = invalid("is set without user", fix);
+            self.toml_problem(Some("no-new-privileges"), Some(given.span()), bad);
+        }
         let Some(user) = user else {
             if group.is_some() {
                 let fix = "add `user = \"...\"` too: group only applies together with a user";
@@ -424,7 +431,10 @@ impl Checker<'_> {
         let user_span = user.span();
         let user = self.convert("user", Some(user), None, |u| user_or_group(u).map(Some))?;
         match users.resolve(&user, group.as_deref()) {
-            Ok(credentials) => Some(credentials),
+            Ok(credentials) => Some(Credentials {
+                no_new_privileges: no_new_privileges.is_none_or(|given| *given.get_ref()),
+                ..credentials
+            }),
             Err(err) => {
                 let span = if err.field == "group" {
                     group_span
@@ -726,13 +736,11 @@ mod tests {
         );
         assert_eq!(
             problem("critical = \"yes\""),
-            "svc/service.toml:1:12: critical: invalid type: string \"yes\", expected a boolean\n  \
+            "svc/service.toml:1:12: critical: invalid type: a string, expected a boolean\n  \
              write a boolean here"
         );
         assert!(problem("max-restarts = \"x\"").ends_with("\n  write an integer here"));
-        assert!(
-            problem("ready = 3").contains("ready: invalid type: integer `3`, expected a table")
-        );
+        assert!(problem("ready = 3").contains("ready: invalid type: an integer, expected a table"));
         assert!(problem("a = 1\na = 2").contains(":2:1: a: duplicate key\n  keep only one"));
     }
 
@@ -836,7 +844,7 @@ mod tests {
         let path = dir.service("svc", Some("user = \"app\""));
         let user = load_service(&path, "svc", &users).unwrap().user.unwrap();
         assert_eq!(
-            (user.uid, user.gid, user.groups),
+            (user.uid, user.gid, user.groups.clone()),
             (1000, 1000, vec![1000, 50])
         );
 
@@ -861,6 +869,21 @@ mod tests {
                 .starts_with("svc/service.toml:2:9: group: \"wheel\" is not in /etc/group")
         );
         assert!(shown("group = \"staff\"")[0].contains("group: is set without user"));
+        assert_eq!(
+            shown("no-new-privileges = false"),
+            [
+                "svc/service.toml:1:21: no-new-privileges: is set without user\n  add `user = \
+              \"...\"` too: it only applies to a service run as a user"
+            ]
+        );
+        // Set by default for a service run as a user; `false` keeps setuid programs working.
+        assert!(user.no_new_privileges);
+        dir.write(
+            "svc/service.toml",
+            "user = \"app\"\nno-new-privileges = false",
+        );
+        let user = load_service(&path, "svc", &users).unwrap().user.unwrap();
+        assert!(!user.no_new_privileges);
     }
 
     #[test]

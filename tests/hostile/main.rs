@@ -13,5 +13,6 @@ mod harness;
 mod support;
 
 mod config;
+mod security;
 mod signal_flood;
 mod socket;
