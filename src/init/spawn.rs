@@ -100,7 +100,14 @@ pub fn spawn(
         command.stderr(stderr);
     }
     let take_terminal = setup.take_terminal && stdin_is_terminal();
-    let ids = setup.credentials.map(|c| {
+    // A pidvisor that is not root cannot switch users, not even call setgroups: a service
+    // meant to run as pidvisor's own user and group simply keeps them.
+    // SAFETY: geteuid and getegid have no preconditions.
+    let own = unsafe { (libc::geteuid(), libc::getegid()) };
+    let switch = setup
+        .credentials
+        .filter(|c| own.0 == 0 || (c.uid, c.gid) != own);
+    let ids = switch.map(|c| {
         (
             c.uid,
             c.gid,

@@ -14,6 +14,7 @@
 pub mod check;
 pub mod config;
 pub mod config_file;
+pub mod privilege;
 pub mod probe;
 pub mod scan;
 pub mod scripts;

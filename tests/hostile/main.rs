@@ -16,3 +16,4 @@ mod config;
 mod security;
 mod signal_flood;
 mod socket;
+mod unprivileged;
