@@ -28,6 +28,7 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod cli;
 mod control;

@@ -102,8 +102,10 @@ pub fn spawn(
     let take_terminal = setup.take_terminal && stdin_is_terminal();
     // A pidvisor that is not root cannot switch users, not even call setgroups: a service
     // meant to run as pidvisor's own user and group simply keeps them.
-    // SAFETY: geteuid and getegid have no preconditions.
-    let own = unsafe { (libc::geteuid(), libc::getegid()) };
+    let own = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
     let switch = setup
         .credentials
         .filter(|c| own.0 == 0 || (c.uid, c.gid) != own);

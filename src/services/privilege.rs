@@ -11,8 +11,8 @@ use crate::services::spec::ServiceSpec;
 
 /// The ids pidvisor runs with: (effective uid, effective gid).
 fn own_ids() -> (u32, u32) {
-    // SAFETY: geteuid and getegid have no preconditions.
-    unsafe { (libc::geteuid(), libc::getegid()) }
+    use nix::unistd::{getegid, geteuid};
+    (geteuid().as_raw(), getegid().as_raw())
 }
 
 /// Whether pidvisor, running as `own`, can start a process as `user`.

@@ -96,8 +96,7 @@ impl ControlServer {
 fn check_folder(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(dir)?;
-    // SAFETY: geteuid has no preconditions.
-    let own_uid = unsafe { libc::geteuid() };
+    let own_uid = nix::unistd::geteuid().as_raw();
     let mode = meta.mode() & 0o7777;
     let problem = if meta.uid() != 0 && meta.uid() != own_uid {
         format!(
