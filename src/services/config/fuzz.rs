@@ -31,6 +31,7 @@ const KEYS: &[&str] = &[
     "finish-timeout",
     "user",
     "group",
+    "no-new-privileges",
     "working-dir",
     "env",
     "umask",
