@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::Path;
 
-use crate::harness::{TempDir, descendants_of, fd_targets, status_field};
+use crate::harness::{PATIENCE, TempDir, descendants_of, fd_targets, poll_until, status_field};
 use crate::support::{ctl, events_file, service, start};
 
 /// Skips (with a note) when not root: switching users needs it.
@@ -67,8 +67,16 @@ fn a_service_run_as_nobody_is_nobody_with_no_way_back_to_root() {
     assert!(out.contains("sudoer | euid 0\n"), "{out}");
 
     let root = pidvisor.host_pid();
-    let guest = process_with_cmdline(root, "sleep 1001").expect("the guest's sleep");
-    let sudoer = process_with_cmdline(root, "sleep 1002").expect("the sudoer's sleep");
+    let (mut guest, mut sudoer) = (None, None);
+    poll_until(PATIENCE, "both services have exec'd their sleep", || {
+        guest = process_with_cmdline(root, "sleep 1001");
+        sudoer = process_with_cmdline(root, "sleep 1002");
+        match (guest, sudoer) {
+            (Some(_), Some(_)) => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        }
+    });
+    let (guest, sudoer) = (guest.unwrap_or_default(), sudoer.unwrap_or_default());
     let field = |pid, name| status_field(pid, name).unwrap_or_default();
     for (pid, no_new_privs) in [(guest, "1"), (sudoer, "0")] {
         assert_eq!(field(pid, "Uid"), "65534\t65534\t65534\t65534");

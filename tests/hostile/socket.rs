@@ -79,7 +79,9 @@ fn every_abuse_is_refused_or_answered_and_status_stays_prompt() {
     service(&dir, "web", "exec sleep 1000", "");
     let pidvisor = start(&dir, &[]);
     let pid = pidvisor.host_pid();
-    let descriptors_before = fd_targets(pid).len();
+    // Counted once the service runs: its pipes are pidvisor's for good.
+    ctl(&dir, &["wait", "web", "--state", "ready"]).expect(0);
+    let before = fd_targets(pid);
     let stop = Arc::new(AtomicBool::new(false));
     let checker = status_checker(&dir, stop.clone());
     let path = socket(&dir);
@@ -164,10 +166,10 @@ fn every_abuse_is_refused_or_answered_and_status_stays_prompt() {
 
     drop((idle, deaf, connection));
     poll_until(PATIENCE, "pidvisor's descriptors back down", || {
-        let now = fd_targets(pid).len();
-        match now <= descriptors_before {
+        let now = fd_targets(pid);
+        match now.len() <= before.len() {
             true => Ok(()),
-            false => Err(format!("{now} descriptors, {descriptors_before} before")),
+            false => Err(format!("{now:?}, before: {before:?}")),
         }
     });
     let run = pidvisor.shut_down();
