@@ -536,6 +536,29 @@ mod tests {
     }
 
     #[test]
+    fn when_full_the_client_idle_longest_makes_room_for_a_new_one() {
+        let mut fixture = Fixture::new("full");
+        let (mut busy, busy_id) = fixture.connect();
+        busy.write_all(b"{\"cmd\":\"status\"}\n").expect("write");
+        let now = Instant::now();
+        let token = TOKEN_BIT | busy_id;
+        fixture
+            .server
+            .on_ready(&fixture.epoll, token, EpollFlags::EPOLLIN, now);
+        assert!(fixture.server.next_request(&fixture.epoll, now).is_some());
+        let mut idle: Vec<_> = (1..MAX_CLIENTS).map(|_| fixture.connect()).collect();
+        // Full: the oldest idle client (not the busy one) is told why and closed.
+        let (_newcomer, _) = fixture.connect();
+        let (mut oldest, oldest_id) = idle.remove(0);
+        assert!(!fixture.server.is_connected(oldest_id));
+        assert!(fixture.server.is_connected(busy_id));
+        let mut told = String::new();
+        oldest.read_to_string(&mut told).expect("read");
+        assert!(told.contains("\"error\":\"idle_timeout\""), "{told}");
+        assert!(told.contains("closing to make room"), "{told}");
+    }
+
+    #[test]
     fn requests_come_out_one_at_a_time_and_garbage_is_answered_here() {
         let mut fixture = Fixture::new("requests");
         let (mut client, id) = fixture.connect();
