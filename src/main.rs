@@ -30,10 +30,13 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod cli;
 mod control;
 mod duration;
+#[cfg(test)]
+mod fuzzing;
 mod init;
 mod output;
 mod s6;

@@ -55,6 +55,7 @@ fn first_non_loopback() -> Option<IpAddr> {
             // sockaddr_in, which is then the type it points to.
             let family = i32::from(unsafe { (*entry.ifa_addr).sa_family });
             if family == libc::AF_INET {
+                // SAFETY: an AF_INET address is a sockaddr_in.
                 let inet = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in) };
                 let ip = Ipv4Addr::from(u32::from_be(inet.sin_addr.s_addr));
                 if !ip.is_loopback() {

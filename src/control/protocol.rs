@@ -415,6 +415,9 @@ pub fn error(refusal: &Refusal) -> String {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -167,11 +167,14 @@ impl ControlServer {
                     format!("permission denied: cannot check the peer's credentials: {err}"),
                 )),
             };
+            let full = refusal.is_none()
+                && self.clients.len() >= MAX_CLIENTS
+                && !self.evict_longest_idle(epoll, now);
             let refusal = refusal.or_else(|| {
-                (self.clients.len() >= MAX_CLIENTS).then(|| {
+                full.then(|| {
                     Refusal::new(
                         ErrorCode::Busy,
-                        format!("too many clients ({MAX_CLIENTS}); try again"),
+                        format!("too many clients ({MAX_CLIENTS}), none idle; try again"),
                     )
                 })
             });
@@ -202,6 +205,36 @@ impl ControlServer {
                 },
             );
         }
+    }
+
+    /// Makes room for a new client by closing the one that has waited longest without
+    /// sending a whole request (told `idle_timeout`), so that hundreds of idle connections
+    /// cannot lock `pidvisorctl` out. False if every client is busy, following or closing.
+    fn evict_longest_idle(&mut self, epoll: &Epoll, now: Instant) -> bool {
+        let idle = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.can_take_request() && !c.input.contains(&b'\n'))
+            .min_by_key(|(_, c)| c.since)
+            .map(|(&id, c)| (id, now.saturating_duration_since(c.since)));
+        let Some((id, waited)) = idle else {
+            return false;
+        };
+        let refusal = Refusal::new(
+            ErrorCode::IdleTimeout,
+            format!(
+                "no complete request for {:.1}s and {MAX_CLIENTS} clients connected: \
+                 closing to make room",
+                waited.as_secs_f64()
+            ),
+        );
+        if let Some(client) = self.clients.get(&id) {
+            // One short line into what is most likely an empty socket buffer.
+            let _ = (&client.stream).write(protocol::error(&refusal).as_bytes());
+        }
+        debug!(client = id, "control client closed to make room");
+        self.drop_client(epoll, id);
+        true
     }
 
     /// The next request to carry out, from any idle client with a complete line. Lines
@@ -500,6 +533,29 @@ mod tests {
         if let Some(dir) = path.parent().and_then(Path::parent) {
             let _ = fs::remove_dir_all(dir);
         }
+    }
+
+    #[test]
+    fn when_full_the_client_idle_longest_makes_room_for_a_new_one() {
+        let mut fixture = Fixture::new("full");
+        let (mut busy, busy_id) = fixture.connect();
+        busy.write_all(b"{\"cmd\":\"status\"}\n").expect("write");
+        let now = Instant::now();
+        let token = TOKEN_BIT | busy_id;
+        fixture
+            .server
+            .on_ready(&fixture.epoll, token, EpollFlags::EPOLLIN, now);
+        assert!(fixture.server.next_request(&fixture.epoll, now).is_some());
+        let mut idle: Vec<_> = (1..MAX_CLIENTS).map(|_| fixture.connect()).collect();
+        // Full: the oldest idle client (not the busy one) is told why and closed.
+        let (_newcomer, _) = fixture.connect();
+        let (mut oldest, oldest_id) = idle.remove(0);
+        assert!(!fixture.server.is_connected(oldest_id));
+        assert!(fixture.server.is_connected(busy_id));
+        let mut told = String::new();
+        oldest.read_to_string(&mut told).expect("read");
+        assert!(told.contains("\"error\":\"idle_timeout\""), "{told}");
+        assert!(told.contains("closing to make room"), "{told}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod notify;
 pub mod oom;
 pub mod pipe;
 pub mod reaper;
+pub mod shebang;
 pub mod signals;
 pub mod spawn;
 pub mod sweep;

@@ -21,6 +21,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::init::shebang;
 use crate::init::signals::ChildSignalReset;
 
 /// A resolved user: ids, not names.
@@ -34,6 +35,9 @@ pub struct Credentials {
     pub groups: Vec<u32>,
     /// The user's home directory, for `HOME`.
     pub home: Option<PathBuf>,
+    /// Set `PR_SET_NO_NEW_PRIVS` before `exec`: neither a setuid program (`sudo`, `su`)
+    /// nor file capabilities can give the child back what it gave up.
+    pub no_new_privileges: bool,
 }
 
 /// Everything a child is started with, beyond its argv.
@@ -96,7 +100,16 @@ pub fn spawn(
         command.stderr(stderr);
     }
     let take_terminal = setup.take_terminal && stdin_is_terminal();
-    let ids = setup.credentials.map(|c| {
+    // A pidvisor that is not root cannot switch users, not even call setgroups: a service
+    // meant to run as pidvisor's own user and group simply keeps them.
+    let own = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let switch = setup
+        .credentials
+        .filter(|c| own.0 == 0 || (c.uid, c.gid) != own);
+    let ids = switch.map(|c| {
         (
             c.uid,
             c.gid,
@@ -106,6 +119,7 @@ pub fn spawn(
                 .collect::<Vec<_>>(),
         )
     });
+    let no_new_privileges = setup.credentials.is_some_and(|c| c.no_new_privileges);
     let umask = setup.umask;
     // Held until the child has started: see `occupy`.
     let (extra_fd, _placeholder) = match setup.extra_fd {
@@ -137,6 +151,9 @@ pub fn spawn(
                 check(libc::setgid(*gid))?;
                 check(libc::setuid(*uid))?;
             }
+            if no_new_privileges {
+                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+            }
             crate::init::limits::restore_for_child()?;
             signals.apply()
         });
@@ -147,7 +164,20 @@ pub fn spawn(
         Ok(child) => Ok(child.id() as i32),
         Err(err) => Err(SpawnError {
             exit_code: exit_code_for_spawn_error(&err),
-            message: format!("cannot run '{}': {err}", program.to_string_lossy()),
+            message: match err.raw_os_error() == Some(libc::ENOENT) {
+                true => shebang::missing_interpreter(Path::new(program)),
+                false => None,
+            }
+            .map_or_else(
+                || format!("cannot run '{}': {err}", program.to_string_lossy()),
+                |missing| {
+                    format!(
+                        "cannot run '{}': its interpreter {} (the #! line) does not exist",
+                        program.to_string_lossy(),
+                        missing.display()
+                    )
+                },
+            ),
         }),
     }
 }

@@ -315,8 +315,9 @@ fn write_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
 /// with `MSG_DONTWAIT`; anything else is written blocking, as is a pipe or terminal that
 /// cannot be reopened.
 fn choose_mode(fd: RawFd) -> Mode {
-    // SAFETY: fstat fills the zeroed struct it is given.
+    // SAFETY: `stat` is plain old data, for which all-zero is a valid value.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes at most one `stat` into the struct it is given.
     if unsafe { libc::fstat(fd, &mut stat) } != 0 {
         return Mode::Blocking { fallback: None };
     }
@@ -357,8 +358,9 @@ fn reopen_nonblocking(fd: RawFd) -> io::Result<OwnedFd> {
 /// else, say a `/proc` that is not this process's, is not used).
 fn is_same_file(a: RawFd, b: RawFd) -> bool {
     let stat = |fd| {
-        // SAFETY: fstat fills the zeroed struct it is given.
+        // SAFETY: `stat` is plain old data, for which all-zero is a valid value.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes at most one `stat` into the struct it is given.
         (unsafe { libc::fstat(fd, &mut stat) } == 0).then_some((
             stat.st_dev,
             stat.st_ino,

@@ -5,20 +5,48 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::init::shebang;
 use crate::output::console;
+use crate::services::config::ConfigError;
 use crate::services::scan::{self, ScanResult};
 
 /// Checks `dir`, prints the verdict to stdout, and returns the exit code (1 also when
 /// stdout does not take the verdict).
 pub fn run_check(dir: &Path) -> i32 {
     let (report, code) = match dir.exists() {
-        true => report(&scan::scan(dir)),
+        true => {
+            let mut result = scan::scan(dir);
+            result.problems.extend(missing_interpreters(&result));
+            report(&result)
+        }
         false => (missing(dir), 1),
     };
     match console::print_stdout(&report) {
         true => code,
         false => 1,
     }
+}
+
+/// Scripts whose `#!` interpreter is not there. Checked here rather than at boot, where
+/// a `cont-init.d` script may still install it: a boot reports it when `run` fails.
+fn missing_interpreters(result: &ScanResult) -> Vec<ConfigError> {
+    let scripts = result.services.iter().flat_map(|spec| {
+        let files = [Some(&spec.run), spec.finish.as_ref(), spec.logger.as_ref()];
+        files.into_iter().flatten().map(move |file| (spec, file))
+    });
+    scripts
+        .filter_map(|(spec, file)| {
+            let missing = shebang::missing_interpreter(file)?;
+            Some(ConfigError {
+                service: Some(spec.name.clone()),
+                file: file.clone(),
+                field: None,
+                line_col: Some((1, 1)),
+                message: format!("its interpreter {} does not exist", missing.display()),
+                fix: "install it in the image, or correct the #! line".to_owned(),
+            })
+        })
+        .collect()
 }
 
 fn missing(dir: &Path) -> String {

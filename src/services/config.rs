@@ -20,10 +20,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::init::spawn::Credentials;
-use crate::services::config_file::read_config_file;
+use crate::services::config_file::{fix_for, read_config_file};
 use crate::services::spec::{Backoff, Readiness, RestartPolicy, ServiceSpec};
 use crate::services::users::UserDb;
 
+#[cfg(test)]
+mod fuzz;
 mod health;
 mod toml_errors;
 mod values;
@@ -115,7 +117,7 @@ pub fn load_service(
         Ok(text) => text,
         Err(err) if err.kind() == io::ErrorKind::NotFound => String::new(),
         Err(err) => {
-            check.file_problem(&toml_file, format!("cannot read it: {err}"), READABLE);
+            check.file_problem(&toml_file, format!("cannot read it: {err}"), fix_for(&err));
             String::new()
         }
     };
@@ -176,6 +178,7 @@ struct RawService {
     finish_timeout: Option<Spanned<Scalar>>,
     user: Option<Spanned<Scalar>>,
     group: Option<Spanned<Scalar>>,
+    no_new_privileges: Option<Spanned<bool>>,
     working_dir: Option<Spanned<String>>,
     /// A map sorts by key; the key positions give back the file order.
     env: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
@@ -273,7 +276,13 @@ impl Checker<'_> {
             }
             Ok(_) => return Some(dir.join(relative)),
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                if required {
+                if let Ok(target) = fs::read_link(&file) {
+                    let message = format!(
+                        "is a symbolic link to {}, which does not exist",
+                        target.display()
+                    );
+                    self.file_problem(&file, message, "point the link at the program");
+                } else if required {
                     self.file_problem(
                         &file,
                         "does not exist".into(),
@@ -281,7 +290,7 @@ impl Checker<'_> {
                     );
                 }
             }
-            Err(err) => self.file_problem(&file, format!("cannot read it: {err}"), READABLE),
+            Err(err) => self.file_problem(&file, format!("cannot read it: {err}"), fix_for(&err)),
         }
         None
     }
@@ -292,7 +301,7 @@ impl Checker<'_> {
             Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
             Err(err) => {
-                self.file_problem(file, format!("cannot read it: {err}"), READABLE);
+                self.file_problem(file, format!("cannot read it: {err}"), fix_for(&err));
                 return None;
             }
         };
@@ -313,7 +322,7 @@ impl Checker<'_> {
 
     fn spec(&mut self, raw: RawService, folder: Folder<'_>, users: &UserDb) -> ServiceSpec {
         let backoff = self.backoff(&raw);
-        let user = self.credentials(raw.user, raw.group, users);
+        let user = self.credentials(raw.user, raw.group, raw.no_new_privileges, users);
         let working_dir = self.convert(
             "working-dir",
             raw.working_dir,
@@ -425,10 +434,16 @@ impl Checker<'_> {
         &mut self,
         user: Option<Spanned<Scalar>>,
         group: Option<Spanned<Scalar>>,
+        no_new_privileges: Option<Spanned<bool>>,
         users: &UserDb,
     ) -> Option<Credentials> {
         let group_span = group.as_ref().map(Spanned::span);
         let group = self.convert("group", group, None, |g| user_or_group(g).map(Some));
+        if let (None, Some(given)) = (&user, &no_new_privileges) {
+            let fix = "add `user = \"...\"` too: it only applies to a service run as a user";
+            let bad = invalid("is set without user", fix);
+            self.toml_problem(Some("no-new-privileges"), Some(given.span()), bad);
+        }
         let Some(user) = user else {
             if group.is_some() {
                 let fix = "add `user = \"...\"` too: group only applies together with a user";
@@ -443,7 +458,10 @@ impl Checker<'_> {
         let user_span = user.span();
         let user = self.convert("user", Some(user), None, |u| user_or_group(u).map(Some))?;
         match users.resolve(&user, group.as_deref()) {
-            Ok(credentials) => Some(credentials),
+            Ok(credentials) => Some(Credentials {
+                no_new_privileges: no_new_privileges.is_none_or(|given| *given.get_ref()),
+                ..credentials
+            }),
             Err(err) => {
                 let span = if err.field == "group" {
                     group_span
@@ -748,13 +766,11 @@ mod tests {
         );
         assert_eq!(
             problem("critical = \"yes\""),
-            "svc/service.toml:1:12: critical: invalid type: string \"yes\", expected a boolean\n  \
+            "svc/service.toml:1:12: critical: invalid type: a string, expected a boolean\n  \
              write a boolean here"
         );
         assert!(problem("max-restarts = \"x\"").ends_with("\n  write an integer here"));
-        assert!(
-            problem("ready = 3").contains("ready: invalid type: integer `3`, expected a table")
-        );
+        assert!(problem("ready = 3").contains("ready: invalid type: an integer, expected a table"));
         assert!(problem("a = 1\na = 2").contains(":2:1: a: duplicate key\n  keep only one"));
     }
 
@@ -858,7 +874,7 @@ mod tests {
         let path = dir.service("svc", Some("user = \"app\""));
         let user = load_service(&path, "svc", &users).unwrap().user.unwrap();
         assert_eq!(
-            (user.uid, user.gid, user.groups),
+            (user.uid, user.gid, user.groups.clone()),
             (1000, 1000, vec![1000, 50])
         );
 
@@ -883,6 +899,21 @@ mod tests {
                 .starts_with("svc/service.toml:2:9: group: \"wheel\" is not in /etc/group")
         );
         assert!(shown("group = \"staff\"")[0].contains("group: is set without user"));
+        assert_eq!(
+            shown("no-new-privileges = false"),
+            [
+                "svc/service.toml:1:21: no-new-privileges: is set without user\n  add `user = \
+              \"...\"` too: it only applies to a service run as a user"
+            ]
+        );
+        // Set by default for a service run as a user; `false` keeps setuid programs working.
+        assert!(user.no_new_privileges);
+        dir.write(
+            "svc/service.toml",
+            "user = \"app\"\nno-new-privileges = false",
+        );
+        let user = load_service(&path, "svc", &users).unwrap().user.unwrap();
+        assert!(!user.no_new_privileges);
     }
 
     #[test]

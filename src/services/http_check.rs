@@ -295,12 +295,9 @@ mod tests {
                 events,
                 revents: 0,
             };
-            // SAFETY: one valid pollfd.
-            assert_eq!(
-                unsafe { libc::poll(&mut pfd, 1, 10_000) },
-                1,
-                "poll timed out"
-            );
+            // SAFETY: one valid pollfd, alive for the call.
+            let ready = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+            assert_eq!(ready, 1, "poll timed out");
             step = check.advance();
         }
     }

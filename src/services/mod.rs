@@ -16,6 +16,7 @@ pub mod config;
 pub mod config_file;
 pub mod http_check;
 pub mod liveness;
+pub mod privilege;
 pub mod probe;
 pub mod scan;
 pub mod scripts;

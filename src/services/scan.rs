@@ -14,6 +14,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use crate::services::config::{self, ConfigError};
+use crate::services::privilege;
 use crate::services::spec::ServiceSpec;
 use crate::services::users::UserDb;
 
@@ -34,7 +35,9 @@ fn scan_with(dir: &Path, users: impl Deref<Target = UserDb>) -> ScanResult {
     let mut result = ScanResult::default();
     let mut left_out = BTreeSet::new();
     for (name, path) in service_folders(dir, &mut result.problems) {
-        match config::load_service(&path, &name, &users) {
+        match config::load_service(&path, &name, &users)
+            .and_then(|spec| privilege::check_user(spec, &path))
+        {
             Ok(spec) => result.services.push(spec),
             Err(problems) => {
                 result.problems.extend(problems);

@@ -108,6 +108,7 @@ impl UserDb {
             gid,
             groups,
             home: entry.map(|e| e.home.clone()),
+            no_new_privileges: true,
         })
     }
 
@@ -203,6 +204,7 @@ nogroup:x:65534:
                 gid: 1000,
                 groups: vec![1000, 33, 999],
                 home: Some(PathBuf::from("/home/app")),
+                no_new_privileges: true,
             }
         );
     }

@@ -75,6 +75,9 @@ impl Supervisor {
     /// The earliest pending deadline, as an epoll timeout rounded up to whole
     /// milliseconds (so that we never wake early and spin); none if nothing is pending.
     fn timeout(&self, now: Instant) -> EpollTimeout {
+        if self.services_due() {
+            return EpollTimeout::ZERO;
+        }
         let stage = match &self.stage {
             Stage::StopMain { deadline } | Stage::Sweep { deadline } => Some(*deadline),
             Stage::Init { running, .. } | Stage::Finish { running, .. } => {

@@ -11,9 +11,15 @@ use super::state::{Main, Stage, Supervisor};
 use crate::cli::ForwardTarget;
 use crate::init::signals::{self, Received};
 
+/// The most signals handled per wake-up. The rest stay queued in the kernel and the
+/// signalfd stays readable, so the loop comes back for them at once, after serving the
+/// control socket, output and deadlines: a flood of signals cannot starve those.
+const SIGNAL_SLICE: usize = 64;
+
 impl Supervisor {
+    /// Handles the pending signals, at most [`SIGNAL_SLICE`] of them.
     pub(super) fn drain_signals(&mut self) {
-        loop {
+        for _ in 0..SIGNAL_SLICE {
             match self.signals.next() {
                 Ok(Some(received)) => self.on_signal(received),
                 Ok(None) => return,

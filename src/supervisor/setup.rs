@@ -71,7 +71,13 @@ impl Supervisor {
         let control = match ControlServer::bind(&options.socket, &epoll) {
             Ok(server) => Some(server),
             Err(err) => {
-                warn!("no control socket, pidvisorctl will not work: {err}");
+                let fix = match err.kind() {
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                        "; give it a writable place with --socket or PIDVISOR_SOCKET"
+                    }
+                    _ => "",
+                };
+                warn!("no control socket, pidvisorctl will not work: {err}{fix}");
                 None
             }
         };

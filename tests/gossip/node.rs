@@ -256,11 +256,8 @@ impl Node {
         let pid = self.pid_of("gossip");
         let sent = now();
         // SAFETY: kill(2) on a pid we just found among our own descendants.
-        assert_eq!(
-            unsafe { libc::kill(pid, libc::SIGKILL) },
-            0,
-            "kill -9 {pid}"
-        );
+        let sent_ok = unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert_eq!(sent_ok, 0, "kill -9 {pid}");
         sent
     }
 
@@ -270,11 +267,8 @@ impl Node {
         let pid = self.pid_of("pidvisor");
         let sent = now();
         // SAFETY: kill(2) on a pid we just found among our own descendants.
-        assert_eq!(
-            unsafe { libc::kill(pid, libc::SIGTERM) },
-            0,
-            "kill -TERM {pid}"
-        );
+        let sent_ok = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(sent_ok, 0, "kill -TERM {pid}");
         sent
     }
 

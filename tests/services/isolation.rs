@@ -62,7 +62,10 @@ fn broken_services_get_a_clear_log_line_and_the_others_keep_running() {
         format!("{dir}/missing/run: does not exist"),
         format!("{dir}/waiter/service.toml: after: \"missing\" is left out"),
         format!("{dir}/noexec/run: is not executable"),
-        format!("shebang: cannot run '{dir}/shebang/run': No such file or directory (os error 2)"),
+        format!(
+            "shebang: cannot run '{dir}/shebang/run': its interpreter /nonexistent/interpreter \
+             (the #! line) does not exist"
+        ),
         "quitter: exited with code 1".to_owned(),
         "4 services: flood, healthy, quitter, shebang".to_owned(),
     ];

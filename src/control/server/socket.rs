@@ -32,6 +32,7 @@ impl ControlServer {
                 .map_err(|e| {
                     io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
                 })?;
+            check_folder(dir)?;
         }
         match fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_socket() => {
@@ -86,6 +87,35 @@ impl ControlServer {
             accept_failing: false,
         })
     }
+}
+
+/// Refuses a folder in which someone else could replace the socket with their own (and
+/// so receive the requests of `pidvisorctl`, or answer them): one owned by another user
+/// than root or pidvisor's, or writable by group or others without the sticky bit (which
+/// stops them from removing or renaming pidvisor's files, as in /tmp).
+fn check_folder(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(dir)?;
+    let own_uid = nix::unistd::geteuid().as_raw();
+    let mode = meta.mode() & 0o7777;
+    let problem = if meta.uid() != 0 && meta.uid() != own_uid {
+        format!(
+            "it belongs to uid {}, who could replace the socket",
+            meta.uid()
+        )
+    } else if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        format!("it is writable by others (mode {mode:04o}), who could replace the socket")
+    } else {
+        return Ok(());
+    };
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "refusing {} for the control socket: {problem}; make it pidvisor's own and \
+             not writable by others (chmod go-w), or choose another folder with --socket",
+            dir.display()
+        ),
+    ))
 }
 
 impl Drop for ControlServer {

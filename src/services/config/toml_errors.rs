@@ -25,6 +25,9 @@ pub(super) fn explain_serde_error(message: &str, line: &str) -> (Option<String>,
                     .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
         });
     let fix = match message.rsplit_once(", expected ") {
+        _ if message.starts_with("invalid type: integer") && message.contains(" as i128") => {
+            "use a smaller number: integers stop at 9223372036854775807".to_owned()
+        }
         Some((_, expected)) if message.starts_with("invalid type") => {
             let what = match expected {
                 "i64" => "an integer",
@@ -39,8 +42,31 @@ pub(super) fn explain_serde_error(message: &str, line: &str) -> (Option<String>,
         _ if message.starts_with("duplicate key") => "keep only one of them".to_owned(),
         _ => "fix the TOML syntax here (e.g. strings need quotes: key = \"value\")".to_owned(),
     };
-    let message = message.replace("struct RawReady", "a table");
+    let message = without_value(&message.replace("struct RawReady", "a table"));
     (key.map(str::to_owned), invalid(message, fix))
+}
+
+/// serde's "invalid type: string \"x\", expected ..." without the value: the message goes
+/// to pidvisor's log and events, and the value may be a secret written under the wrong
+/// key or with the wrong type (`env = { PIN = 1234 }`). The line and column show it.
+fn without_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some((found, expected)) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once(", expected "))
+        {
+            let kind = match found.split(' ').next().unwrap_or("") {
+                "integer" if found.contains(" as i128") => "an integer past 64 bits",
+                "integer" => "an integer",
+                "floating" => "a number",
+                "string" | "character" => "a string",
+                "boolean" => "a boolean",
+                other => other,
+            };
+            return format!("{prefix}{kind}, expected {expected}");
+        }
+    }
+    message.to_owned()
 }
 
 /// `expected` is serde's "expected one of `a`, `b`, ...".

@@ -5,7 +5,12 @@
 use std::time::Instant;
 
 use crate::services::service::State;
-use crate::supervisor::state::Supervisor;
+use crate::supervisor::state::{Stage, Supervisor};
+
+/// The most services started in one pass of the loop: a boot of a thousand services takes
+/// seconds of `fork` and `exec`, and between two slices pidvisor serves signals, exits and
+/// `pidvisorctl` (the loop does not sleep while a slice is left).
+const START_SLICE: usize = 32;
 
 impl Supervisor {
     /// True when every service wanted at boot is ready, has stopped for good, or cannot
@@ -36,15 +41,28 @@ impl Supervisor {
             })
     }
 
-    /// Starts every wanted, down service whose `after` services are all ready.
+    /// Starts the wanted, down services whose `after` services are all ready, at most
+    /// [`START_SLICE`] of them.
     pub(in crate::supervisor) fn start_due_services(&mut self, now: Instant) {
-        for index in 0..self.slots.len() {
-            let service = &self.slots[index].service;
-            if service.wanted && service.state == State::Down && self.dependencies_ready(index) {
-                let actions = self.slots[index].service.start();
-                self.apply(index, actions, now);
-            }
+        let due: Vec<usize> = (0..self.slots.len())
+            .filter(|&index| self.due_to_start(index))
+            .take(START_SLICE)
+            .collect();
+        for index in due {
+            let actions = self.slots[index].service.start();
+            self.apply(index, actions, now);
         }
+    }
+
+    /// Whether services wait for their slice: the loop then polls instead of sleeping.
+    pub(in crate::supervisor) fn services_due(&self) -> bool {
+        matches!(self.stage, Stage::Up)
+            && (0..self.slots.len()).any(|index| self.due_to_start(index))
+    }
+
+    fn due_to_start(&self, index: usize) -> bool {
+        let service = &self.slots[index].service;
+        service.wanted && service.state == State::Down && self.dependencies_ready(index)
     }
 
     pub(in crate::supervisor) fn dependencies_ready(&self, index: usize) -> bool {
