@@ -19,6 +19,15 @@ pub fn write(
     vars: impl Iterator<Item = (OsString, OsString)>,
     services: &[(&str, &Path)],
 ) -> Vec<String> {
+    // One sentence when the folder itself cannot be made (a non-root pidvisor, a
+    // read-only root), rather than one per file.
+    if let Err(err) = DirBuilder::new().recursive(true).mode(0o755).create(root) {
+        return vec![format!(
+            "cannot create {} ({err}): with-contenv and the s6 scripts that read it will not \
+             work (PIDVISOR_S6_COMPAT=0 turns this off)",
+            root.display()
+        )];
+    }
     let mut problems = Vec::new();
     if let Err(err) = write_environment(&root.join("container_environment"), vars) {
         problems.push(format!(

@@ -96,7 +96,9 @@ fn non_root_user_cannot_start_a_service_that_switches_users() {
     let services = format!("{}:/etc/services.d:ro", fixture("asuser.d"));
     let options = ["--user", "1000:1000", "-v", &services];
     let run = container.start(&options, &images.example, &[]);
-    run.wait_for_line("asuser: cannot run '/etc/services.d/asuser/run': Operation not permitted");
+    run.wait_for_line(
+        "asuser/service.toml: user: pidvisor runs as uid 1000 gid 1000, not root, so it cannot run this service",
+    );
     docker(&["stop", &container.name]);
     let (code, output) = run.finish();
     assert_eq!(code, 0, "{output}");

@@ -58,7 +58,9 @@ fn a_non_root_pidvisor_answers_its_own_user_and_refuses_others_with_a_plain_no()
         return;
     }
     let dir = TempDir::new("health-nobody");
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod dir");
+    // Writable by nobody, sticky like /tmp: pidvisor refuses a socket folder others could
+    // write to without the sticky bit.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).expect("chmod dir");
     service(&dir, "web", "exec sleep 1000", "");
     for path in ["services.d", "services.d/web", "services.d/web/run"] {
         fs::set_permissions(dir.path().join(path), fs::Permissions::from_mode(0o755))
