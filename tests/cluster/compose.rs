@@ -123,6 +123,14 @@ fn haproxy_follows_web_nodes_that_join_fail_and_leave_under_a_request_loop() {
         requests.len(),
         load::CLIENTS,
     );
+    for request in &failed {
+        println!(
+            "  failed: request {} after {:?}: {:?}",
+            request.id,
+            request.ended - request.started,
+            request.outcome
+        );
+    }
     assert_eq!(
         during_stop, 0,
         "no request fails while a node drains: {failed:#?}"

@@ -101,7 +101,7 @@ impl Drop for Load {
 }
 
 /// `GET /?req=ID` with `Accept: application/json`: the answering node's name.
-fn get_node(lb: SocketAddr, id: u64) -> Result<String, String> {
+pub fn get_node(lb: SocketAddr, id: u64) -> Result<String, String> {
     let mut stream =
         TcpStream::connect_timeout(&lb, REQUEST_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
     stream
