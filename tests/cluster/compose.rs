@@ -114,8 +114,12 @@ fn haproxy_follows_web_nodes_that_join_fail_and_leave_under_a_request_loop() {
         .iter()
         .filter(|r| load::overlaps(r, stop_started, stop_ended))
         .count();
+    let span = match (requests.first(), requests.last()) {
+        (Some(first), Some(last)) => last.ended.saturating_duration_since(first.started),
+        _ => Duration::ZERO,
+    };
     println!(
-        "cluster (Compose): {} requests by {} clients; 3 -> 5 web nodes in HAProxy {join_time:?} \
+        "cluster (Compose): {} requests by {} clients in {span:.1?}; 3 -> 5 web nodes in HAProxy {join_time:?} \
          after `up --scale web=5`; killed node out of HAProxy {kill_time:?} after docker kill, \
          {during_kill} failed request(s) meanwhile; stopped node out {leave_time:?} after \
          docker stop began (docker stop took {stop_time:?}), {during_stop} failed request(s) \

@@ -9,11 +9,11 @@
 //! - `swarm`: the same file as a stack on a single-node swarm made for the test; scaled
 //!   to 5 web nodes, the load balancer follows. The swarm is always left afterwards.
 //!
-//! Needs a Docker engine with `docker-compose` (v1.29 or v2's `docker compose` through
-//! the `docker-compose` name), debootstrap (the base image, see tests/containers/) and
-//! `socat` is not needed on the host (the lb image has it). Without an engine both tests
-//! pass after "skipped: no Docker engine"; with `CI=true` they fail. They run one at a
-//! time (a lock), since both measure time on a machine they share.
+//! Needs a Docker engine with `docker-compose` (v1.29), debootstrap (the base image, see
+//! tests/containers/) and the release binaries (built on first use). Without an engine
+//! both tests pass after "skipped: no Docker engine"; with `CI=true` they fail. They run
+//! one at a time (a lock): both measure time, and the swarm must not see the Compose
+//! project's containers come and go.
 
 #[allow(dead_code)] // shared with tests/containers, which uses all of it
 #[path = "../containers/docker.rs"]
