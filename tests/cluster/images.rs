@@ -35,6 +35,17 @@ fn build(example: &str) -> Result<Cluster, String> {
     // The example image's tag is per checkout: the cluster's images get the same one.
     let tag = example.rsplit(':').next().unwrap_or("latest");
     let prefix = "pidvisor-test-cluster";
+    let compose = run_bounded(
+        Command::new("docker-compose").arg("version"),
+        BUILD_PATIENCE,
+    )
+    .map_err(|why| format!("{why} (install Compose: apt-get install docker-compose)"))?;
+    if !compose.status.success() {
+        return Err(format!(
+            "docker-compose version failed:\n{}",
+            compose.stderr
+        ));
+    }
     let base = base_image()?;
     let env = vec![
         ("CLUSTER_IMAGE", prefix.to_owned()),
