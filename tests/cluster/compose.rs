@@ -54,6 +54,13 @@ fn haproxy_follows_web_nodes_that_join_fail_and_leave_under_a_request_loop() {
         }
     });
     let join_time = scaled.elapsed();
+    let stats = lb::stats_csv(project.published("lb", 8404)).unwrap_or_else(|why| panic!("{why}"));
+    for name in &names {
+        assert!(
+            stats.contains(&format!("\nweb,{name},")),
+            "the stats page lists {name}:\n{stats}"
+        );
+    }
 
     let load = Load::start(project.published("lb", 80));
     wait::until("the loop reached all 5 nodes", PATIENCE, || {

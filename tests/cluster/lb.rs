@@ -3,6 +3,9 @@
 //! image has for people to do the same).
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 use crate::docker::docker;
 
@@ -59,6 +62,28 @@ pub fn server_name(container: &str) -> String {
     docker(&["inspect", "--format", "{{.Config.Hostname}}", container])
         .trim()
         .to_owned()
+}
+
+/// The stats page as CSV (`/;csv`, from the lb's published stats port): one row per
+/// proxy and server, `pxname,svname,...`.
+pub fn stats_csv(stats: SocketAddr) -> Result<String, String> {
+    let mut stream = TcpStream::connect_timeout(&stats, Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /;csv HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("send: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("receive: {e}"))?;
+    if response.starts_with("HTTP/1.1 200") {
+        Ok(response)
+    } else {
+        Err(response)
+    }
 }
 
 #[cfg(test)]
