@@ -31,28 +31,14 @@ fn haproxy_follows_web_nodes_that_join_fail_and_leave_under_a_request_loop() {
     let webs = project.containers("web");
     assert_eq!(webs.len(), 3, "--scale web=3");
     let names: Vec<String> = webs.iter().map(|web| lb::server_name(web)).collect();
-    wait::until("HAProxy has the 3 web nodes, up", PATIENCE, || {
-        let servers = lb::servers(&lb);
-        if lb::exactly_up(&servers, &names) {
-            Ok(())
-        } else {
-            Err(servers)
-        }
-    });
+    wait_for_servers_up(&lb, &names);
 
     let scaled = Instant::now();
     project.compose(&["up", "--detach", "--no-build", "--scale", "web=5"]);
     let webs = project.containers("web");
     assert_eq!(webs.len(), 5, "--scale web=5");
     let names: Vec<String> = webs.iter().map(|web| lb::server_name(web)).collect();
-    wait::until("HAProxy has the 5 web nodes, up", PATIENCE, || {
-        let servers = lb::servers(&lb);
-        if lb::exactly_up(&servers, &names) {
-            Ok(())
-        } else {
-            Err(servers)
-        }
-    });
+    wait_for_servers_up(&lb, &names);
     let join_time = scaled.elapsed();
     let stats = lb::stats_csv(project.published("lb", 8404)).unwrap_or_else(|why| panic!("{why}"));
     for name in &names {
@@ -78,12 +64,12 @@ fn haproxy_follows_web_nodes_that_join_fail_and_leave_under_a_request_loop() {
 
     // docker kill: no leave, the node just vanishes; gossip reports it failed.
     let (killed, stopped) = (&webs[0], &webs[1]);
-    let (killed_name, stopped_name) = (&names[0], &names[1]);
+    let killed_name = &names[0];
     let kill_started = Instant::now();
     docker(&["kill", killed]);
     let live: BTreeSet<String> = names[1..].iter().cloned().collect();
     let ((), kill_time) = wait::until("HAProxy dropped the killed node", FOLLOW_PATIENCE, || {
-        same_names(&lb::servers(&lb), &live)
+        same_names(lb::servers(&lb)?, &live)
     });
     let kill_ended = Instant::now();
 
@@ -95,7 +81,7 @@ fn haproxy_follows_web_nodes_that_join_fail_and_leave_under_a_request_loop() {
     };
     let live: BTreeSet<String> = names[2..].iter().cloned().collect();
     let ((), leave_time) = wait::until("HAProxy dropped the stopped node", FOLLOW_PATIENCE, || {
-        same_names(&lb::servers(&lb), &live)
+        same_names(lb::servers(&lb)?, &live)
     });
     stop.join().expect("docker stop returned");
     let stop_time = stop_started.elapsed();
@@ -152,7 +138,8 @@ fn haproxy_follows_web_nodes_that_join_fail_and_leave_under_a_request_loop() {
          none outside that moment: {failed:#?}"
     );
 
-    // Every node but the killed one shipped each of its request lines, exactly once.
+    // Every node but the killed one (the stopped one included: its forwarder flushed at
+    // the stop) shipped each of its request lines, exactly once.
     let mut answered: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
     for request in &requests {
         if let Ok(node) = &request.outcome {
@@ -162,46 +149,58 @@ fn haproxy_follows_web_nodes_that_join_fail_and_leave_under_a_request_loop() {
     for name in names.iter().filter(|name| *name != killed_name) {
         let expected = answered.get(name.as_str()).cloned().unwrap_or_default();
         assert!(!expected.is_empty(), "{name} answered requests");
-        let (logged, _) = wait::until(
-            &format!("the collector has {name}'s lines"),
-            PATIENCE,
-            || {
-                let logged = collector::request_ids(&collector, name);
-                if expected.iter().all(|id| logged.contains_key(id)) {
-                    Ok(logged)
-                } else {
-                    Err(logged.len())
-                }
-            },
-        );
-        let logged_ids: BTreeSet<u64> = logged.keys().copied().collect();
-        assert_eq!(
-            logged_ids, expected,
-            "{name}: the collector has exactly its requests"
-        );
-        let twice: Vec<(&u64, &usize)> = logged.iter().filter(|(_, n)| **n != 1).collect();
-        assert!(
-            twice.is_empty(),
-            "{name}: lines in the collector more than once: {twice:?}"
-        );
+        assert_collector_has_exactly(&collector, name, &expected);
     }
-    assert!(
-        names.iter().any(|name| name == stopped_name),
-        "the stopped node was checked too"
-    );
     println!("cluster (Compose) test: {:?} in all", took.elapsed());
+}
+
+/// Until HAProxy's servers are exactly `names`, all up.
+fn wait_for_servers_up(lb: &str, names: &[String]) {
+    let what = format!("HAProxy has the {} web nodes, up", names.len());
+    wait::until(&what, PATIENCE, || {
+        let servers = lb::servers(lb)?;
+        if lb::exactly_up(&servers, names) {
+            Ok(())
+        } else {
+            Err(format!("{servers:?}"))
+        }
+    });
+}
+
+/// The collector's file of `node` holds the line of each request in `expected`, exactly
+/// once, and no other request of the loop (waited for: the lines are shipped as they come).
+fn assert_collector_has_exactly(collector: &str, node: &str, expected: &BTreeSet<u64>) {
+    let what = format!("the collector has {node}'s lines");
+    let (logged, _) = wait::until(&what, PATIENCE, || {
+        let logged = collector::request_ids(collector, node);
+        if expected.iter().all(|id| logged.contains_key(id)) {
+            Ok(logged)
+        } else {
+            Err(logged.len())
+        }
+    });
+    let logged_ids: BTreeSet<u64> = logged.keys().copied().collect();
+    assert_eq!(
+        &logged_ids, expected,
+        "{node}: the collector has exactly its requests"
+    );
+    let repeated: Vec<(&u64, &usize)> = logged.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "{node}: lines in the collector more than once: {repeated:?}"
+    );
 }
 
 /// Whether HAProxy's servers are exactly `live` (by name), else what they are.
 fn same_names(
-    servers: &BTreeMap<String, lb::Server>,
+    servers: BTreeMap<String, lb::Server>,
     live: &BTreeSet<String>,
-) -> Result<(), Vec<String>> {
-    let names: BTreeSet<String> = servers.keys().cloned().collect();
+) -> Result<(), String> {
+    let names: BTreeSet<String> = servers.into_keys().collect();
     if &names == live {
         Ok(())
     } else {
-        Err(names.into_iter().collect())
+        Err(format!("{names:?}"))
     }
 }
 

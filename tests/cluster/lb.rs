@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::docker::docker;
+use crate::docker::{PATIENCE, docker, run_bounded};
 
 /// A server of backend `web`: its name (the web node's gossip name, its hostname), its
 /// address, and whether HAProxy's health check counts it as up.
@@ -17,16 +18,24 @@ pub struct Server {
     pub up: bool,
 }
 
-/// The servers of backend `web` in the lb container, by name.
-pub fn servers(container: &str) -> BTreeMap<String, Server> {
-    let answer = docker(&[
-        "exec",
-        container,
-        "sh",
-        "-c",
-        "echo 'show servers state web' | socat stdio unix-connect:/run/haproxy/admin.sock",
-    ]);
-    parse(&answer)
+/// The servers of backend `web` in the lb container, by name; `Err` with the reason while
+/// HAProxy does not answer (it is still starting: no socket yet).
+pub fn servers(container: &str) -> Result<BTreeMap<String, Server>, String> {
+    let output = run_bounded(
+        Command::new("docker").args([
+            "exec",
+            container,
+            "sh",
+            "-c",
+            "echo 'show servers state web' | socat stdio unix-connect:/run/haproxy/admin.sock",
+        ]),
+        PATIENCE,
+    )?;
+    if output.status.success() {
+        Ok(parse(&output.stdout))
+    } else {
+        Err(format!("show servers state web: {}", output.stderr.trim()))
+    }
 }
 
 /// `show servers state`: a version line, a `#` header, then one row per server:

@@ -86,11 +86,11 @@ fn wait_for_servers(stack: &Stack, lb: &str, count: usize) {
                 .iter()
                 .map(|c| lb::server_name(c))
                 .collect();
-            let servers = lb::servers(lb);
+            let servers = lb::servers(lb)?;
             if names.len() == count && lb::exactly_up(&servers, &names) {
                 Ok(())
             } else {
-                Err((names, servers))
+                Err(format!("web tasks {names:?}, servers {servers:?}"))
             }
         },
     );
