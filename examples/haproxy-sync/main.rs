@@ -18,7 +18,9 @@
 //!   made ready again).
 //! - `member-leave`: `state drain` (no new requests), wait until its sessions reach 0
 //!   (bounded by `--drain-timeout`), `state maint`, `del server`.
-//! - `member-failed`: `state maint` and `shutdown sessions` at once, then `del server`.
+//! - `member-failed`: `state maint` at once; the requests still connecting to it get 2 s
+//!   to fail over through HAProxy's `retries` and `option redispatch`, then `shutdown
+//!   sessions` cuts what is left, and `del server`.
 //!
 //! Exit code: 0 when every member was handled, 1 when one was not (each failure is logged
 //! with the member and HAProxy's answer), 2 for a usage error.

@@ -14,6 +14,12 @@ use crate::runtime::Runtime;
 const DRAIN_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// How long the sessions of a failed member, cut with `shutdown sessions`, may take to go.
 const CUT_SESSIONS_TIMEOUT: Duration = Duration::from_secs(2);
+/// A failed member's server is in maintenance at once; the requests still trying to
+/// connect to it get this long to fail over by HAProxy's own `retries` and `option
+/// redispatch` (a vanished node never answers, so their connect times out) before what
+/// is left is cut. Longer than HAProxy's `timeout connect` (1 s in examples/cluster):
+/// those requests then succeed on another server instead of being cut.
+const FAILOVER_GRACE: Duration = Duration::from_secs(2);
 
 /// Applies `event` to every member; `Err` once any of them could not be handled (each
 /// failure is logged).
@@ -26,7 +32,7 @@ pub fn handle(options: &Options, event: &str, members: &[Member]) -> Result<(), 
         let result = match event {
             "member-join" | "member-update" => add(&api, backend, member),
             "member-leave" => drain_then_remove(&api, backend, &server, options.drain_timeout),
-            "member-failed" | "member-reap" => remove_now(&api, backend, &server),
+            "member-failed" | "member-reap" => remove(&api, backend, &server, FAILOVER_GRACE),
             other => {
                 info!("{other}: nothing to do for the load balancer");
                 return Ok(());
@@ -103,7 +109,7 @@ fn drain_then_remove(
     if !drained {
         warn!("{server}: sessions still open after {timeout:?}; cutting them");
     }
-    remove_now(api, backend, server)?;
+    remove(api, backend, server, Duration::ZERO)?;
     Ok(if drained {
         "drained and removed"
     } else {
@@ -111,14 +117,22 @@ fn drain_then_remove(
     })
 }
 
-/// Out at once: maintenance, its sessions cut, deleted.
-fn remove_now(api: &Runtime, backend: &str, server: &str) -> Result<&'static str, String> {
+/// Out at once: maintenance (no new requests), its sessions cut once `grace` has passed
+/// (at once for zero), deleted.
+fn remove(
+    api: &Runtime,
+    backend: &str,
+    server: &str,
+    grace: Duration,
+) -> Result<&'static str, String> {
     if !exists(api, backend, server)? {
         return Ok("not a server (nothing to do)");
     }
     api.expect(&format!("set server {server} state maint"), "")?;
-    api.expect(&format!("shutdown sessions server {server}"), "")?;
-    wait_for_no_sessions(api, backend, server, CUT_SESSIONS_TIMEOUT)?;
+    if !wait_for_no_sessions(api, backend, server, grace)? {
+        api.expect(&format!("shutdown sessions server {server}"), "")?;
+        wait_for_no_sessions(api, backend, server, CUT_SESSIONS_TIMEOUT)?;
+    }
     api.expect(&format!("del server {server}"), "Server deleted.")?;
     Ok("removed")
 }

@@ -40,7 +40,8 @@ impl HaProxy {
         };
         let config = format!(
             "global\n    stats socket {} mode 600 level admin\n\
-             defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\
+             defaults\n    mode http\n    timeout connect 500ms\n    timeout client 30s\n    timeout server 30s\n\
+             \x20   retries 3\n    option redispatch 1\n\
              frontend fe\n    bind {frontend}\n    default_backend web\n\
              backend web\n    balance roundrobin\n    option httpchk GET /health\n\
              \x20   # haproxy-sync: begin (generated: do not edit)\n    # haproxy-sync: end\n",
@@ -110,6 +111,28 @@ impl HaProxy {
         self.wait_until(&format!("{name} is up"), |s| {
             s.iter().any(|(n, op, _)| n == name && *op == 2)
         });
+    }
+
+    /// Until `name` has `count` sessions (`scur` of `show stat`), connecting ones included.
+    pub fn wait_until_sessions(&self, name: &str, count: u32) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let stat = self.command("show stat");
+            let sessions = stat.lines().find_map(|row| {
+                let f: Vec<&str> = row.split(',').collect();
+                (f.first() == Some(&"web") && f.get(1) == Some(&name))
+                    .then(|| f.get(4)?.parse::<u32>().ok())
+                    .flatten()
+            });
+            if sessions == Some(count) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting until {name} has {count} sessions: {sessions:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Until `name` is in drain (admin state bit 0x08, forced drain).

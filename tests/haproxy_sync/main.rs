@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use haproxy::{HaProxy, Paths};
-use nodes::WebNode;
+use nodes::{Vanished, WebNode};
 
 /// The handler under test, built on first use.
 fn handler() -> &'static Path {
@@ -206,6 +206,43 @@ fn a_failed_member_is_removed_at_once_even_with_a_request_in_flight() {
     );
     assert!(haproxy.server_names().is_empty());
     node.release_held_requests();
+}
+
+#[test]
+fn a_request_still_connecting_to_a_failed_member_fails_over_instead_of_being_cut() {
+    let Some(haproxy) = haproxy_or_skip() else {
+        return;
+    };
+    let vanished = Vanished::new();
+    let gone = format!("web-2\t127.0.0.1\tweb\tport={}\n", vanished.port());
+    assert!(
+        run_handler(&haproxy.paths, "member-join", &gone, &[])
+            .status
+            .success()
+    );
+    // web-2 is the only server: the request goes there and waits in connect.
+    let request = {
+        let address = haproxy.frontend();
+        std::thread::spawn(move || haproxy::get(address, "/"))
+    };
+    haproxy.wait_until_sessions("web-2", 1);
+    let alive = WebNode::start("alive");
+    assert!(
+        run_handler(&haproxy.paths, "member-join", &member("web-1", &alive), &[])
+            .status
+            .success()
+    );
+    let output = run_handler(&haproxy.paths, "member-failed", &gone, &[]);
+    assert!(output.status.success());
+
+    // Its connect timed out (500 ms), and HAProxy's retry went to the live server.
+    assert_eq!(
+        request
+            .join()
+            .expect("the request was answered, not cut with the failed server"),
+        "alive"
+    );
+    assert_eq!(haproxy.server_names(), ["web-1"]);
 }
 
 #[test]

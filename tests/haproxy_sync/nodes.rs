@@ -1,8 +1,10 @@
 //! Web nodes for the tests: threads that answer every request with their name, except
-//! `/slow`, which they hold until the test releases it (a request in flight).
+//! `/slow`, which they hold until the test releases it (a request in flight); and a node
+//! that vanished, whose port takes no connection at all.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -55,6 +57,39 @@ impl WebNode {
         let (lock, changed) = &*self.held;
         lock.lock().unwrap_or_else(PoisonError::into_inner).released = true;
         changed.notify_all();
+    }
+}
+
+/// A loopback port where a connect waits for an answer that never comes, as to a node
+/// that vanished: its listener never accepts, and its accept queue is kept full, so the
+/// kernel drops every further SYN.
+pub struct Vanished {
+    listener: TcpListener,
+    _queued: Vec<TcpStream>,
+}
+
+impl Vanished {
+    pub fn new() -> Vanished {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        // SAFETY: listen(2) on the listener's own open descriptor, only to shrink its
+        // accept queue to one connection.
+        let shrunk = unsafe { libc::listen(listener.as_raw_fd(), 0) };
+        assert_eq!(shrunk, 0, "listen(fd, 0)");
+        let address: SocketAddr = listener.local_addr().expect("bound");
+        let mut queued = Vec::new();
+        // Connections until one is not taken: the queue is full from then on.
+        while let Ok(stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) {
+            queued.push(stream);
+            assert!(queued.len() < 16, "the accept queue does not fill up");
+        }
+        Vanished {
+            listener,
+            _queued: queued,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().expect("bound").port()
     }
 }
 
