@@ -25,6 +25,10 @@ use crate::services::service::Service;
 use crate::services::spec::{Readiness, RestartPolicy, ServiceSpec};
 use crate::services::{scan, scripts};
 
+/// Descriptors kept free while the services' pipes are made (see
+/// [`limits::HeldDescriptors`]): a spawn takes up to about 8 for a moment.
+const DESCRIPTOR_RESERVE: usize = 16;
+
 impl Supervisor {
     /// Sets up everything the loop needs. Errors here are fatal (see the module docs);
     /// a broken service is not an error here: it is reported and left out.
@@ -116,27 +120,67 @@ impl Supervisor {
                 message: problem.to_string(),
             });
         }
+        // Released once every service's pipes are made: what running them needs.
+        let reserve = limits::HeldDescriptors::hold(self.epoll.0.as_fd(), DESCRIPTOR_RESERVE);
+        let mut left_out = Vec::new();
         for spec in scanned.services {
-            let logger = spec.logger.clone();
-            let mut spec = spec.with_time_scale(self.time_scale);
-            if logger.is_some() {
-                spec.after.push(logger_name(&spec.name));
+            let name = spec.name.clone();
+            match self.prepare_slots(spec) {
+                Ok(slots) => {
+                    for slot in slots {
+                        self.push_slot(slot)?;
+                    }
+                }
+                Err(err) => {
+                    let fix = limits::out_of_descriptors_hint(&err)
+                        .map_or_else(String::new, |fix| format!(": {fix}"));
+                    let message = format!(
+                        "{name}: left out: cannot make its output pipes (pipe2): {err}{fix}"
+                    );
+                    error!("{message}");
+                    self.emit(Event::ConfigProblem { message });
+                    left_out.push(name);
+                }
             }
-            let mut slot = self.new_slot(spec.clone())?;
-            if let Some(run) = logger {
-                let pipe = Rc::new(LogPipe::new()?);
-                slot.to_logger = Some(Rc::clone(&pipe));
-                let mut logger_slot = self.new_slot(logger_spec(&spec, run))?;
-                logger_slot.from_service = Some(pipe);
-                self.push_slot(logger_slot)?;
+        }
+        drop(reserve);
+        for slot in &self.slots {
+            if let Some(dep) = slot
+                .service
+                .spec
+                .after
+                .iter()
+                .find(|d| left_out.contains(d))
+            {
+                warn!(
+                    "{}: will not start: it comes after {dep}, which was left out",
+                    slot.service.name()
+                );
             }
-            self.push_slot(slot)?;
         }
         if !self.slots.is_empty() {
             let names: Vec<&str> = self.slots.iter().map(|s| s.service.name()).collect();
             info!("{} services: {}", names.len(), names.join(", "));
         }
         Ok(())
+    }
+
+    /// The slots of one service: its logger's first (if any), then its own.
+    fn prepare_slots(&self, spec: ServiceSpec) -> io::Result<Vec<Slot>> {
+        let logger = spec.logger.clone();
+        let mut spec = spec.with_time_scale(self.time_scale);
+        if logger.is_some() {
+            spec.after.push(logger_name(&spec.name));
+        }
+        let mut slot = self.new_slot(spec.clone())?;
+        let Some(run) = logger else {
+            return Ok(vec![slot]);
+        };
+        let pipe = Rc::new(LogPipe::new()?);
+        slot.to_logger = Some(Rc::clone(&pipe));
+        let mut logger_slot = self.new_slot(logger_spec(&spec, run))?;
+        logger_slot.from_service = Some(pipe);
+        Ok(vec![logger_slot, slot])
     }
 
     fn new_slot(&self, spec: ServiceSpec) -> io::Result<Slot> {

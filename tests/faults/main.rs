@@ -1,0 +1,21 @@
+//! Faults while running: pidvisor as PID 1 when many things go wrong at once. Each test
+//! checks that pidvisor keeps running (or exits as documented), leaves no zombie, loses
+//! no line that reached a pipe, and does not disturb the other services.
+//!
+//! - [`descriptors`]: out of open files at start: the services that cannot get their
+//!   pipes are left out with a message naming the system call and the fix;
+//! - [`unfinished_line`]: a run's last line without a newline goes out as its own line
+//!   when the run exits, even while the output backlog is full;
+//! - [`soak`]: the chaos soak (60 s here; `PIDVISOR_SOAK_SECS=600` for the long form);
+//!
+//! Needs what tests/services needs (util-linux, coreutils, python3, root or unprivileged
+//! user namespaces).
+
+#[path = "../common/harness.rs"]
+mod harness;
+#[path = "../services/layout.rs"]
+#[allow(dead_code)]
+mod layout;
+
+mod descriptors;
+mod unfinished_line;
