@@ -6,7 +6,7 @@
 //!   pipes are left out with a message naming the system call and the fix;
 //! - [`unfinished_line`]: a run's last line without a newline goes out as its own line
 //!   when the run exits, even while the output backlog is full;
-//! - [`soak`]: the chaos soak (60 s here; `PIDVISOR_SOAK_SECS=600` for the long form);
+//! - [`soak`]: the chaos soak (60 s here; `PIDVISOR_SOAK_SECS=600` for the long form).
 //!
 //! Needs what tests/services needs (util-linux, coreutils, python3, root or unprivileged
 //! user namespaces).
@@ -18,4 +18,5 @@ mod harness;
 mod layout;
 
 mod descriptors;
+mod soak;
 mod unfinished_line;
