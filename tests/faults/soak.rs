@@ -26,8 +26,6 @@ use crate::layout::{Layout, log_count};
 const SERVICES: usize = 20;
 /// How often a signal is sent.
 const SIGNAL_EVERY: Duration = Duration::from_millis(20);
-/// How often the zombies are counted.
-const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// A zombie older than this is one pidvisor failed to reap (a loaded machine may keep
 /// pidvisor off the CPU for a moment, never this long).
 const ZOMBIE_AGE: Duration = Duration::from_secs(5);
