@@ -67,6 +67,8 @@ pub struct Options {
     pub events_file: Option<PathBuf>,
     /// Multiplies every restart delay and the restart window (for tests of a policy).
     pub time_scale: TimeScale,
+    /// Put each service in a cgroup of its own where the cgroup v2 tree is writable.
+    pub cgroups: bool,
     /// The main command and its arguments; empty means "run until told to stop".
     pub command: Vec<OsString>,
 }
@@ -102,6 +104,7 @@ impl Default for Options {
             socket: PathBuf::from(DEFAULT_SOCKET),
             events_file: None,
             time_scale: TimeScale::ONE,
+            cgroups: true,
             command: Vec::new(),
         }
     }
@@ -163,6 +166,8 @@ Options (each also settable by the environment variable shown):
                           one                                      [PIDVISOR_EVENTS_FILE, default none]
       --time-scale FACTOR multiply every restart delay and restart-window by FACTOR (0.001 to
                           1000), e.g. 0.01 to test a restart policy fast  [PIDVISOR_TIME_SCALE, default 1]
+      --no-cgroups        process groups only, even where a cgroup per service could be made
+                          (see README, Escaped processes)  [PIDVISOR_NO_CGROUPS=1]
       --check [DIR]       check a services folder without starting anything; exit 0 or 1
   -h, --help              print this help and exit
   -V, --version           print the version and exit
@@ -248,6 +253,7 @@ where
             "--finish-dir" => options.finish_dir = PathBuf::from(value(flag)?),
             "--finish-timeout" => options.finish_timeout = parse_grace(&value(flag)?, flag)?,
             "--init-continue-on-error" => options.init_continue_on_error = true,
+            "--no-cgroups" => options.cgroups = false,
             "--socket" => options.socket = PathBuf::from(value(flag)?),
             "--events-file" => options.events_file = Some(PathBuf::from(value(flag)?)),
             "--time-scale" => options.time_scale = parse_time_scale(&value(flag)?, flag)?,
@@ -307,6 +313,9 @@ where
     }
     if let Some(v) = var("PIDVISOR_TIME_SCALE") {
         options.time_scale = parse_time_scale(&v, "PIDVISOR_TIME_SCALE")?;
+    }
+    if let Some(v) = var("PIDVISOR_NO_CGROUPS") {
+        options.cgroups = !parse_bool(&v, "PIDVISOR_NO_CGROUPS")?;
     }
     if let Some(v) = var("PIDVISOR_INIT_CONTINUE_ON_ERROR") {
         options.init_continue_on_error = parse_bool(&v, "PIDVISOR_INIT_CONTINUE_ON_ERROR")?;

@@ -62,9 +62,16 @@ impl Supervisor {
                 Action::Signal { pgid, signo } => {
                     let _ = signals::send(-pgid, signo);
                     let _ = signals::send(-pgid, libc::SIGCONT);
+                    if let Some(group) = &self.slots[index].cgroup {
+                        group.signal_all(signo);
+                        group.signal_all(libc::SIGCONT);
+                    }
                 }
                 Action::Kill { pgid } => {
                     let _ = signals::send(-pgid, libc::SIGKILL);
+                    if let Some(group) = &self.slots[index].cgroup {
+                        group.kill_all();
+                    }
                 }
                 Action::RunFinish { exit } => {
                     let follow_up = self.run_finish(index, exit, now);
@@ -107,6 +114,7 @@ impl Supervisor {
             stderr,
             extra_fd: notify.as_ref().map(|(fd, _, writer)| (*fd, writer)),
             take_terminal: false,
+            cgroup: slot.cgroup.as_ref().map(|group| group.procs_file()),
         };
         let argv = [spec.run.clone().into_os_string()];
         let pid = spawn::spawn(&argv, setup, self.signals.child_reset())?;

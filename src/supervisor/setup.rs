@@ -15,6 +15,7 @@ use tracing::{debug, error, info, warn};
 use super::state::{Main, Observed, SIGNALS, STDERR, STDOUT, Slot, Stage, Supervisor, token};
 use crate::cli::Options;
 use crate::control::server::ControlServer;
+use crate::init::cgroup::Cgroups;
 use crate::init::limits;
 use crate::init::signals::SignalQueue;
 use crate::init::sweep::Scope;
@@ -76,6 +77,7 @@ impl Supervisor {
                 None
             }
         };
+        let cgroups = service_cgroups(options.cgroups);
         let mut supervisor = Supervisor {
             signals,
             epoll,
@@ -93,6 +95,7 @@ impl Supervisor {
             },
             command: options.command.clone(),
             slots: Vec::new(),
+            cgroups,
             by_name: HashMap::new(),
             stage: Stage::Init {
                 queue: init.runnable.into(),
@@ -193,7 +196,14 @@ impl Supervisor {
         } else {
             (None, None)
         };
+        let cgroup = self.cgroups.as_ref().and_then(|cgroups| {
+            cgroups
+                .group(&spec.name)
+                .map_err(|err| warn!("{}: no cgroup of its own (mkdir): {err}", spec.name))
+                .ok()
+        });
         Ok(Slot {
+            cgroup,
             service: Service::new(spec),
             stdout,
             stderr,
@@ -249,6 +259,28 @@ fn logger_spec(service: &ServiceSpec, run: PathBuf) -> ServiceSpec {
         ready: Readiness::Started,
         log_prefix: false,
         ..service.clone()
+    }
+}
+
+/// The folder for the services' cgroups, or why there is none (then process groups alone
+/// track a service's processes: see [`crate::init::cgroup`]).
+fn service_cgroups(wanted: bool) -> Option<Cgroups> {
+    if !wanted {
+        info!("per-service cgroups off (--no-cgroups): process groups only");
+        return None;
+    }
+    match Cgroups::create() {
+        Ok(cgroups) => {
+            info!("per-service cgroups in {}", cgroups.root().display());
+            Some(cgroups)
+        }
+        Err(why) => {
+            info!(
+                "no per-service cgroups: {why}; process groups only (a process that leaves \
+                 its service's group runs on until the container stops)"
+            );
+            None
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use nix::sys::epoll::Epoll;
 use super::waits::Waiter;
 use crate::cli::ForwardTarget;
 use crate::control::server::ControlServer;
+use crate::init::cgroup::{Cgroups, ServiceGroup};
 use crate::init::reaper::Exit;
 use crate::init::signals::{Rewrites, SignalQueue};
 use crate::init::spawn;
@@ -107,6 +108,8 @@ pub(super) struct Slot {
     pub(super) runs: u64,
     /// `pidvisorctl restart`: start it again once it is down.
     pub(super) restart_pending: bool,
+    /// Its cgroup, where pidvisor could make one: it holds whatever its `run` started.
+    pub(super) cgroup: Option<ServiceGroup>,
 }
 
 impl Slot {
@@ -153,6 +156,8 @@ pub struct Supervisor {
     pub(super) main: Main,
     pub(super) command: Vec<OsString>,
     pub(super) slots: Vec<Slot>,
+    /// The folder of the services' cgroups (removed, with them, when dropped).
+    pub(super) cgroups: Option<Cgroups>,
     pub(super) by_name: HashMap<String, usize>,
     pub(super) stage: Stage,
     /// The exit code decided by the first cause of shutdown that sets one (a failed init

@@ -6,7 +6,9 @@
 //!   pipes are left out with a message naming the system call and the fix;
 //! - [`unfinished_line`]: a run's last line without a newline goes out as its own line
 //!   when the run exits, even while the output backlog is full;
-//! - [`soak`]: the chaos soak (60 s here; `PIDVISOR_SOAK_SECS=600` for the long form).
+//! - [`soak`]: the chaos soak (60 s here; `PIDVISOR_SOAK_SECS=600` for the long form);
+//! - [`escaped`]: a daemon that left its service's process group, with a cgroup per
+//!   service and without.
 //!
 //! Needs what tests/services needs (util-linux, coreutils, python3, root or unprivileged
 //! user namespaces).
@@ -17,6 +19,8 @@ mod harness;
 #[allow(dead_code)]
 mod layout;
 
+mod ctl;
 mod descriptors;
+mod escaped;
 mod soak;
 mod unfinished_line;
