@@ -8,7 +8,9 @@
 //!   when the run exits, even while the output backlog is full;
 //! - [`soak`]: the chaos soak (60 s here; `PIDVISOR_SOAK_SECS=600` for the long form);
 //! - [`escaped`]: a daemon that left its service's process group, with a cgroup per
-//!   service and without.
+//!   service and without;
+//! - [`hostile`]: services that ignore SIGTERM, stop themselves, close their stdout,
+//!   write hundreds of MB without a newline, or put a child in a group of its own.
 //!
 //! Needs what tests/services needs (util-linux, coreutils, python3, root or unprivileged
 //! user namespaces).
@@ -22,5 +24,6 @@ mod layout;
 mod ctl;
 mod descriptors;
 mod escaped;
+mod hostile;
 mod soak;
 mod unfinished_line;
