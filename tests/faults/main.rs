@@ -10,7 +10,8 @@
 //! - [`escaped`]: a daemon that left its service's process group, with a cgroup per
 //!   service and without;
 //! - [`hostile`]: services that ignore SIGTERM, stop themselves, close their stdout,
-//!   write hundreds of MB without a newline, or put a child in a group of its own.
+//!   write hundreds of MB without a newline, or put a child in a group of its own;
+//! - [`storms`]: 30 services crash-looping while clients hammer the control socket.
 //!
 //! Needs what tests/services needs (util-linux, coreutils, python3, root or unprivileged
 //! user namespaces).
@@ -26,4 +27,5 @@ mod descriptors;
 mod escaped;
 mod hostile;
 mod soak;
+mod storms;
 mod unfinished_line;
