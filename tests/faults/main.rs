@@ -9,6 +9,8 @@
 //! - [`soak`]: the chaos soak (60 s here; `PIDVISOR_SOAK_SECS=600` for the long form);
 //! - [`escaped`]: a daemon that left its service's process group, with a cgroup per
 //!   service and without;
+//! - [`exhaustion`]: failing forks, descriptors running out, a full disk under the
+//!   events file, a service out of memory;
 //! - [`hostile`]: services that ignore SIGTERM, stop themselves, close their stdout,
 //!   write hundreds of MB without a newline, or put a child in a group of its own;
 //! - [`storms`]: 30 services crash-looping while clients hammer the control socket.
@@ -25,6 +27,7 @@ mod layout;
 mod ctl;
 mod descriptors;
 mod escaped;
+mod exhaustion;
 mod hostile;
 mod soak;
 mod storms;
