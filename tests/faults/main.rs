@@ -13,6 +13,8 @@
 //!   events file, a service out of memory;
 //! - [`hostile`]: services that ignore SIGTERM, stop themselves, close their stdout,
 //!   write hundreds of MB without a newline, or put a child in a group of its own;
+//! - [`races`]: SIGTERM during `cont-init.d` and while services start, a child older than
+//!   pidvisor, a stale control socket;
 //! - [`storms`]: 30 services crash-looping while clients hammer the control socket.
 //!
 //! Needs what tests/services needs (util-linux, coreutils, python3, root or unprivileged
@@ -29,6 +31,7 @@ mod descriptors;
 mod escaped;
 mod exhaustion;
 mod hostile;
+mod races;
 mod soak;
 mod storms;
 mod unfinished_line;
