@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::ctl::ctl_ok;
-use crate::harness::{PATIENCE, PIDVISOR, as_pid_one, children_of, poll_until, sh_quote};
+use crate::harness::{PATIENCE, PIDVISOR, as_pid_one, children_of, poll_until};
 use crate::layout::{Layout, log_count};
 
 #[test]
@@ -87,20 +87,25 @@ fn sigterm_while_services_are_starting_stops_them_all_and_starts_none_after() {
 #[test]
 fn a_child_that_predates_pidvisor_is_reaped_and_never_taken_for_the_main_command() {
     let dir = crate::harness::TempDir::new("predating-child");
-    let file = |name: &str| sh_quote(&dir.file(name));
     // Whoever execs pidvisor has two children already: one that has exited (a zombie
     // when pidvisor starts) and one that exits with 42 when told to.
-    let line = format!(
-        "sh -c 'exit 41' & z=$!; until grep -q ') Z' /proc/$z/stat; do :; done; \
-         sh -c 'while [ ! -e {pre} ]; do sleep 0.01; done; exit 42' & exec {pidvisor} -- sh -c 'echo $$ > {main}; \
-         while [ ! -e {go} ]; do sleep 0.01; done; exit 7'",
-        pre = file("pre.go"),
-        go = file("main.go"),
-        main = file("main.pid"),
-        pidvisor = sh_quote(PIDVISOR),
+    let script = format!(
+        "import os, sys\n\
+         zombie = os.fork()\n\
+         if zombie == 0:\n    os._exit(41)\n\
+         while ') Z ' not in open('/proc/%d/stat' % zombie).read():\n    pass\n\
+         if os.fork() == 0:\n\
+         \x20   while not os.path.exists({pre:?}):\n        os.sched_yield()\n\
+         \x20   os._exit(42)\n\
+         os.execv({pidvisor:?}, [{pidvisor:?}, '--', 'sh', '-c', \
+         'echo $$ > {main}; while [ ! -e {go} ]; do sleep 0.01; done; exit 7'])\n",
+        pre = dir.file("pre.go"),
+        go = dir.file("main.go"),
+        main = dir.file("main.pid"),
+        pidvisor = PIDVISOR,
     );
-    let mut words = as_pid_one("/bin/sh");
-    words.extend(["-c".to_owned(), line]);
+    let mut words = as_pid_one(crate::harness::python());
+    words.extend(["-c".to_owned(), script]);
     let mut child = Command::new(&words[0])
         .args(&words[1..])
         .env("PIDVISOR_SOCKET", dir.path().join("control.sock"))
@@ -118,6 +123,20 @@ fn a_child_that_predates_pidvisor_is_reaped_and_never_taken_for_the_main_command
             false => Err(String::new()),
         }
     });
+    poll_until(
+        PATIENCE,
+        "the zombie that predates pidvisor is reaped",
+        || {
+            let zombies: Vec<_> = children_of(pidvisor)
+                .into_iter()
+                .filter(|p| p.state == 'Z')
+                .collect();
+            match zombies.is_empty() {
+                true => Ok(()),
+                false => Err(format!("{zombies:?}")),
+            }
+        },
+    );
     std::fs::write(dir.file("pre.go"), "").expect("pre.go");
     poll_until(PATIENCE, "both early children are reaped", || {
         let children = children_of(pidvisor);
