@@ -90,11 +90,15 @@ fn with_a_cgroup_per_service_a_daemon_that_left_the_group_is_stopped_with_its_se
     forker(&layout);
     let mut pidvisor = layout.start();
     pidvisor.wait_for_log("per-service cgroups in ");
-    let first = daemon(&layout, &mut pidvisor, 1);
-    // The first run exited, leaving its daemon: the restart waits until it is gone.
+    // The first run exited, leaving its daemon: the restart waits until it is gone (so
+    // soon that the test may never see it: its pid inside the container tells it).
     let second = daemon(&layout, &mut pidvisor, 2);
+    let first_inside: i32 = layout.lines("daemon.1")[0].parse().expect("a pid");
+    let root = pidvisor.host_pid();
     assert!(
-        !alive(&first),
+        !descendants_of(root)
+            .iter()
+            .any(|p| pid_inside(p.pid) == Some(first_inside)),
         "the first run's daemon was stopped before the restart"
     );
     let cgroup = fs::read_to_string(format!("/proc/{}/cgroup", second.pid)).unwrap_or_default();
