@@ -536,6 +536,20 @@ mod tests {
     }
 
     #[test]
+    fn cgroups_are_on_unless_turned_off_by_flag_or_environment() {
+        let run = |list: &[&str], value: Option<&str>| match parse(args(list), |n| {
+            (n == "PIDVISOR_NO_CGROUPS").then(|| value.unwrap_or_default().to_owned())
+        }) {
+            Ok(Invocation::Run(options)) => options.cgroups,
+            other => panic!("expected Run: {other:?}"),
+        };
+        assert!(run(&[], None));
+        assert!(!run(&["--no-cgroups"], None));
+        assert!(!run(&[], Some("1")));
+        assert!(run(&[], Some("0")));
+    }
+
+    #[test]
     fn help_and_version_win() {
         assert_eq!(parse(args(&["-h"]), |_| None), Ok(Invocation::Help));
         assert_eq!(

@@ -57,4 +57,5 @@ fn services_that_cannot_get_descriptors_are_left_out_and_the_others_run() {
         running,
         "no service left out started: {first:?}"
     );
+    println!("out of descriptors at start: {running} services run, {left_out} left out");
 }
