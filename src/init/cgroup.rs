@@ -101,12 +101,16 @@ impl ServiceGroup {
             .is_ok_and(|events| events.lines().any(|line| line == "populated 1"))
     }
 
-    /// Sends `signo` to every process in the group; returns how many it reached.
-    pub fn signal_all(&self, signo: libc::c_int) -> usize {
+    /// Sends `signo` to every process in the group but those in process group `pgid`
+    /// (which the caller signals as a group, and which should hear it once); returns how
+    /// many it reached. `pgid` 0 excludes nothing.
+    pub fn signal_outside(&self, pgid: i32, signo: libc::c_int) -> usize {
         self.pids()
             .into_iter()
-            // SAFETY: kill has no memory-safety preconditions.
-            .filter(|&pid| unsafe { libc::kill(pid, signo) } == 0)
+            .filter(|&pid| {
+                // SAFETY: getpgid and kill have no memory-safety preconditions.
+                unsafe { libc::getpgid(pid) != pgid && libc::kill(pid, signo) == 0 }
+            })
             .count()
     }
 
@@ -115,7 +119,7 @@ impl ServiceGroup {
     /// the service stays down until the group is empty).
     pub fn kill_all(&self) {
         if fs::write(self.dir.join("cgroup.kill"), "1").is_err() {
-            self.signal_all(libc::SIGKILL);
+            self.signal_outside(0, libc::SIGKILL);
         }
     }
 

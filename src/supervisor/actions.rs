@@ -63,8 +63,8 @@ impl Supervisor {
                     let _ = signals::send(-pgid, signo);
                     let _ = signals::send(-pgid, libc::SIGCONT);
                     if let Some(group) = &self.slots[index].cgroup {
-                        group.signal_all(signo);
-                        group.signal_all(libc::SIGCONT);
+                        group.signal_outside(pgid, signo);
+                        group.signal_outside(pgid, libc::SIGCONT);
                     }
                 }
                 Action::Kill { pgid } => {
