@@ -4,12 +4,12 @@
 //!
 //! pidvisor looks for the cgroup v2 hierarchy it is in (a `cgroup2` mount in
 //! `/proc/self/mountinfo` and its own path in `/proc/self/cgroup`), and makes a folder
-//! `pidvisor` (or `pidvisor-N` if taken) below its own cgroup, with one sub-group per
-//! service. A service's `run` joins its group between fork and exec ([`join`]), so that
-//! everything it starts is in it, wherever it goes. Stopping signals every process in
-//! the group, SIGKILL uses `cgroup.kill` (or kills each pid of `cgroup.procs` where the
-//! kernel is older than 5.14), and a service is down only once its group is empty
-//! (`populated 0` in `cgroup.events`). No controller is enabled: this only groups.
+//! `pidvisor-NAMESPACE-PID` below its own cgroup, with one sub-group per service. A
+//! service's `run` joins its group between fork and exec ([`join`]), so that everything
+//! it starts is in it, wherever it goes. Stopping signals every process in the group,
+//! SIGKILL uses `cgroup.kill` (or kills each pid of `cgroup.procs` where the kernel is
+//! older than 5.14), and a service is down only once its group is empty (`populated 0`
+//! in `cgroup.events`). No controller is enabled: this only groups.
 //!
 //! Where the hierarchy is read-only (Docker's default), absent, or cgroup v1 only,
 //! [`Cgroups::create`] says why and pidvisor uses process groups alone: a process that
@@ -20,6 +20,7 @@ use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The folder pidvisor made in its cgroup for its services' groups. Removed (with the
@@ -29,25 +30,27 @@ pub struct Cgroups {
 }
 
 impl Cgroups {
-    /// Makes the folder for the services' groups, or says why it cannot.
+    /// Makes the folder for the services' groups, or says why it cannot. Its name holds
+    /// pidvisor's PID namespace and pid, which no other live pidvisor shares; a folder of
+    /// that name left by a pidvisor killed with SIGKILL (whose namespace id the kernel
+    /// has since reused) is taken over once nothing runs in it.
     pub fn create() -> Result<Cgroups, String> {
         let own = own_cgroup_dir()?;
-        for attempt in 0..1000 {
-            let name = match attempt {
-                0 => "pidvisor".to_owned(),
-                n => format!("pidvisor-{n}"),
-            };
-            let dir = own.join(name);
-            match fs::create_dir(&dir) {
-                Ok(()) => return Ok(Cgroups { root: dir }),
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(err) => return Err(format!("cannot make {} ({err})", dir.display())),
+        let namespace = fs::metadata("/proc/self/ns/pid")
+            .map(|meta| meta.ino())
+            .map_err(|e| format!("cannot read /proc/self/ns/pid ({e})"))?;
+        let dir = own.join(format!("pidvisor-{namespace}-{}", std::process::id()));
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                if populated(&dir) {
+                    return Err(format!("{} is in use", dir.display()));
+                }
+                return Ok(Cgroups { root: dir });
             }
+            Err(err) => return Err(format!("cannot make {} ({err})", dir.display())),
         }
-        Err(format!(
-            "{}/pidvisor to pidvisor-999 all exist",
-            own.display()
-        ))
+        Ok(Cgroups { root: dir })
     }
 
     pub fn root(&self) -> &Path {
@@ -97,8 +100,7 @@ impl ServiceGroup {
     /// Whether any process is left in the group. An unreadable `cgroup.events` counts as
     /// empty: the process group still decides then.
     pub fn is_populated(&self) -> bool {
-        fs::read_to_string(self.dir.join("cgroup.events"))
-            .is_ok_and(|events| events.lines().any(|line| line == "populated 1"))
+        populated(&self.dir)
     }
 
     /// Sends `signo` to every process in the group but those in process group `pgid`
@@ -130,6 +132,13 @@ impl ServiceGroup {
             .filter_map(|line| line.trim().parse().ok())
             .collect()
     }
+}
+
+/// Whether any process is in the cgroup at `dir` or below (`populated 1` in its
+/// `cgroup.events`); false if that cannot be read.
+fn populated(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("cgroup.events"))
+        .is_ok_and(|events| events.lines().any(|line| line == "populated 1"))
 }
 
 /// Moves the calling process into the group whose `cgroup.procs` is `procs`. Only
