@@ -80,6 +80,8 @@ pub struct Options {
     /// the variable (`--keep-notify-socket`).
     pub notify_socket: Option<OsString>,
     pub keep_notify_socket: bool,
+    /// Put each service in a cgroup of its own where the cgroup v2 tree is writable.
+    pub cgroups: bool,
     /// The main command and its arguments; empty means "run until told to stop".
     pub command: Vec<OsString>,
     /// The longest the main command waits for the services to be ready (None: no limit).
@@ -126,6 +128,7 @@ impl Default for Options {
             time_scale: TimeScale::ONE,
             notify_socket: None,
             keep_notify_socket: false,
+            cgroups: true,
             command: Vec::new(),
             main_wait: None,
             services_stop_timeout: None,
@@ -202,6 +205,8 @@ Options (each also settable by the environment variable shown):
                           let the children see NOTIFY_SOCKET (default: pidvisor itself sends
                           READY=1, STOPPING=1 and STATUS= there, and removes the variable)
                                                       [PIDVISOR_KEEP_NOTIFY_SOCKET=1]
+      --no-cgroups        process groups only, even where a cgroup per service could be made
+                          (see README, Escaped processes)  [PIDVISOR_NO_CGROUPS=1]
       --check [DIR]       check a services folder without starting anything; exit 0 or 1
       --install-links DIR create DIR/pidvisorctl, with-contenv, s6-svc, s6-svstat, s6-svwait,
                           s6-svscanctl, s6-setuidgid, s6-envuidgid: links to this binary; exit
@@ -297,6 +302,7 @@ where
             "--finish-timeout" => options.finish_timeout = parse_grace(&value(flag)?, flag)?,
             "--init-continue-on-error" => options.init_continue_on_error = true,
             "--keep-notify-socket" => options.keep_notify_socket = true,
+            "--no-cgroups" => options.cgroups = false,
             "--socket" => options.socket = PathBuf::from(value(flag)?),
             "--events-file" => options.events_file = Some(PathBuf::from(value(flag)?)),
             "--time-scale" => options.time_scale = parse_time_scale(&value(flag)?, flag)?,
@@ -371,6 +377,9 @@ where
     }
     if let Some(v) = var("PIDVISOR_KEEP_NOTIFY_SOCKET") {
         options.keep_notify_socket = parse_bool(&v, "PIDVISOR_KEEP_NOTIFY_SOCKET")?;
+    }
+    if let Some(v) = var("PIDVISOR_NO_CGROUPS") {
+        options.cgroups = !parse_bool(&v, "PIDVISOR_NO_CGROUPS")?;
     }
     if let Some(v) = var("PIDVISOR_INIT_CONTINUE_ON_ERROR") {
         options.init_continue_on_error = parse_bool(&v, "PIDVISOR_INIT_CONTINUE_ON_ERROR")?;
@@ -596,6 +605,20 @@ mod tests {
             (n == "PIDVISOR_TIME_SCALE").then(|| "5000".to_owned())
         });
         assert!(result.is_err_and(|e| e.0.starts_with("PIDVISOR_TIME_SCALE:")));
+    }
+
+    #[test]
+    fn cgroups_are_on_unless_turned_off_by_flag_or_environment() {
+        let run = |list: &[&str], value: Option<&str>| match parse(args(list), |n| {
+            (n == "PIDVISOR_NO_CGROUPS").then(|| value.unwrap_or_default().to_owned())
+        }) {
+            Ok(Invocation::Run(options)) => options.cgroups,
+            other => panic!("expected Run: {other:?}"),
+        };
+        assert!(run(&[], None));
+        assert!(!run(&["--no-cgroups"], None));
+        assert!(!run(&[], Some("1")));
+        assert!(run(&[], Some("0")));
     }
 
     #[test]

@@ -4,8 +4,13 @@
 //! soft limit to the hard one at start-up, and every child gets back the soft limit
 //! pidvisor was started with: programs that use `select()` break above 1024 descriptors,
 //! which is why the soft limit is low in the first place (systemd does the same).
+//!
+//! Under a hard limit too low for every service, pidvisor keeps a reserve of descriptors
+//! free while it makes the services' pipes ([`HeldDescriptors`]): the services that do not
+//! fit are left out, and the others can still be started and restarted.
 
 use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The soft limit pidvisor was started with, for its children; `u64::MAX` until raised
@@ -55,4 +60,39 @@ fn current() -> io::Result<libc::rlimit> {
         return Err(io::Error::last_os_error());
     }
     Ok(limit)
+}
+
+/// Descriptors held back while pidvisor makes the pipes it keeps for its whole life, so
+/// that running the services (each spawn's copies and error pipe, readiness pipes, probes,
+/// control clients) still finds some free under a low hard limit. Released on drop.
+pub struct HeldDescriptors {
+    _held: Vec<OwnedFd>,
+}
+
+impl HeldDescriptors {
+    /// Holds up to `count` copies of `fd` (fewer if the limit is reached first).
+    pub fn hold(fd: BorrowedFd<'_>, count: usize) -> HeldDescriptors {
+        HeldDescriptors {
+            _held: (0..count)
+                .map_while(|_| fd.try_clone_to_owned().ok())
+                .collect(),
+        }
+    }
+}
+
+/// The fix to name when a system call fails for want of descriptors (EMFILE, ENFILE).
+pub fn out_of_descriptors_hint(err: &io::Error) -> Option<String> {
+    let limit = current().map(|l| l.rlim_max).unwrap_or(0);
+    match err.raw_os_error() {
+        Some(libc::EMFILE) => Some(format!(
+            "the open files limit ({limit}) is too low for this many services: raise it \
+             (docker run --ulimit nofile=N, ulimit -Hn N) or run fewer services"
+        )),
+        Some(libc::ENFILE) => Some(
+            "the system-wide table of open files is full (fs.file-max): raise it or close \
+             files elsewhere"
+                .to_owned(),
+        ),
+        _ => None,
+    }
 }

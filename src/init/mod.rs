@@ -3,12 +3,14 @@
 //! Taking signals before anything else and sending them ([`signals`]), starting a child
 //! with a clean signal state, its own process group, credentials and descriptors
 //! ([`spawn`], [`pipe`]), reaping every exit, orphans included ([`reaper`]), signalling
-//! every process left at the end ([`sweep`]), the open-files limit ([`limits`]), the
-//! cgroup's OOM-kill count ([`oom`]), and sd_notify datagrams to the host ([`notify`]).
+//! every process left at the end ([`sweep`]), the open-files limit ([`limits`]), a
+//! cgroup per service where the kernel allows one ([`cgroup`]), the cgroup's OOM-kill
+//! count ([`oom`]), and sd_notify datagrams to the host ([`notify`]).
 //!
 //! These are tools: nothing here decides when to use them; the supervisor does. This is
 //! the bottom layer: it uses only the standard library, `libc` and `nix`.
 
+pub mod cgroup;
 pub mod limits;
 pub mod notify;
 pub mod oom;

@@ -43,3 +43,13 @@ pub fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// How many bytes wait in the pipe whose read end is `fd` (`FIONREAD`).
+pub fn unread_bytes(fd: &OwnedFd) -> io::Result<usize> {
+    let mut count: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `count`.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut count) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(count).unwrap_or(0))
+}

@@ -55,6 +55,8 @@ pub struct Setup<'a> {
     pub extra_fd: Option<(i32, &'a OwnedFd)>,
     /// Become the terminal's foreground process group (the main command only).
     pub take_terminal: bool,
+    /// Join the cgroup whose `cgroup.procs` this is (see [`crate::init::cgroup`]).
+    pub cgroup: Option<&'a std::ffi::CStr>,
 }
 
 /// Why a command could not be started, with the shell-style exit code to report.
@@ -121,6 +123,7 @@ pub fn spawn(
     });
     let no_new_privileges = setup.credentials.is_some_and(|c| c.no_new_privileges);
     let umask = setup.umask;
+    let cgroup = setup.cgroup.map(std::ffi::CStr::to_owned);
     // Held until the child has started: see `occupy`.
     let (extra_fd, _placeholder) = match setup.extra_fd {
         Some((target, fd)) => {
@@ -136,6 +139,9 @@ pub fn spawn(
     // (the group list was built before the fork), as required between fork and exec.
     unsafe {
         command.pre_exec(move || {
+            if let Some(procs) = &cgroup {
+                crate::init::cgroup::join(procs)?;
+            }
             if take_terminal {
                 // Fails harmlessly (ENOTTY) when the terminal is not our controlling one.
                 libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());

@@ -16,13 +16,19 @@
 //! reading its pipe (the event loop stops asking for it), so that the service itself
 //! blocks in `write` once the pipe is full, as it would under s6. No line is torn and none
 //! is dropped; on the fast path (the stream takes everything) nothing is copied twice.
+//!
+//! A run that exits while its relay's backlog is full leaves its last bytes in the pipe,
+//! where the next run's output will follow them. The relay then notes how many bytes the
+//! pipe holds at the exit (a run end), and when its reading reaches that point, ends the
+//! unfinished line there: it goes out as a line of its own, as at any other exit.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::Stdio;
 
-use crate::init::pipe::{Pipe, set_nonblocking};
+use crate::init::pipe::{Pipe, set_nonblocking, unread_bytes};
 use crate::output::outlet;
 pub use crate::output::outlet::Sink;
 
@@ -89,6 +95,10 @@ pub struct LineRelay {
     backlog: Vec<u8>,
     /// Whether the event loop has stopped reading the pipe (the backlog is full).
     pub paused: bool,
+    /// Runs that exited with bytes still in the pipe: how many bytes each one's output
+    /// ends after the previous one's (the first: after what has been read). At least one
+    /// byte each, so never more than the pipe holds.
+    run_ends: VecDeque<usize>,
 }
 
 impl LineRelay {
@@ -102,6 +112,7 @@ impl LineRelay {
             pending: Vec::new(),
             backlog: Vec::new(),
             paused: false,
+            run_ends: VecDeque::new(),
         })
     }
 
@@ -158,35 +169,70 @@ impl LineRelay {
     /// glued to the next run's first line. Reads at most [`DRAIN_CHUNKS`] chunks, so that
     /// a process still writing (a child the service left behind) cannot hold the loop;
     /// when that limit is hit, the unfinished line stays pending, since more of it may
-    /// come.
+    /// come. When the backlog is full, the pipe is not read: the exit is noted as a run
+    /// end, and the line ends there once reading gets that far.
     pub fn drain(&mut self, scratch: &mut Scratch) -> io::Result<()> {
         let mut emptied = false;
         for _ in 0..DRAIN_CHUNKS {
             if self.is_backed_up() {
-                break;
+                return self.note_run_end(scratch);
             }
             if self.relay_chunk(scratch)? == 0 {
                 emptied = true;
                 break;
             }
         }
-        if !emptied || self.pending.is_empty() {
+        if emptied {
+            self.end_pending_line(scratch)?;
+        }
+        Ok(())
+    }
+
+    /// The writer exited while the backlog is full: ends its unfinished line now if the
+    /// pipe holds nothing more, or once what it holds has been read.
+    fn note_run_end(&mut self, scratch: &mut Scratch) -> io::Result<()> {
+        let noted: usize = self.run_ends.iter().sum();
+        match unread_bytes(&self.pipe.read)?.saturating_sub(noted) {
+            0 if noted == 0 => self.end_pending_line(scratch),
+            0 => Ok(()),
+            more => {
+                self.run_ends.push_back(more);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes out the unfinished line, if any, as a line of its own.
+    fn end_pending_line(&mut self, scratch: &mut Scratch) -> io::Result<()> {
+        scratch.out.clear();
+        self.take_pending_line(&mut scratch.out);
+        if scratch.out.is_empty() {
             return Ok(());
         }
-        scratch.out.clear();
-        scratch.out.extend_from_slice(&self.prefix);
-        scratch.out.append(&mut self.pending);
-        scratch.out.push(b'\n');
         self.write_out(&scratch.out)
     }
 
+    /// Appends the unfinished line, if any, to `out` as a whole line.
+    fn take_pending_line(&mut self, out: &mut Vec<u8>) {
+        if !self.pending.is_empty() {
+            out.extend_from_slice(&self.prefix);
+            out.append(&mut self.pending);
+            out.push(b'\n');
+        }
+    }
+
     /// One read and its complete lines; returns how many bytes were read (0: none left,
-    /// or the backlog is full).
+    /// or the backlog is full). A read stops at the next run end, which ends the
+    /// unfinished line.
     fn relay_chunk(&mut self, scratch: &mut Scratch) -> io::Result<usize> {
         if self.is_backed_up() {
             return Ok(0);
         }
-        scratch.read.resize(READ_CHUNK, 0);
+        let want = self
+            .run_ends
+            .front()
+            .map_or(READ_CHUNK, |&end| end.min(READ_CHUNK));
+        scratch.read.resize(want, 0);
         let n = match read_some(&self.pipe.read, &mut scratch.read) {
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(0),
@@ -199,6 +245,13 @@ impl LineRelay {
             &scratch.read[..n],
             &mut scratch.out,
         );
+        if let Some(end) = self.run_ends.front_mut() {
+            *end -= n;
+            if *end == 0 {
+                self.run_ends.pop_front();
+                self.take_pending_line(&mut scratch.out);
+            }
+        }
         if !scratch.out.is_empty() {
             self.write_out(&scratch.out)?;
         }

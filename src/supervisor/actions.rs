@@ -64,9 +64,16 @@ impl Supervisor {
                 Action::Signal { pgid, signo } => {
                     let _ = signals::send(-pgid, signo);
                     let _ = signals::send(-pgid, libc::SIGCONT);
+                    if let Some(group) = &self.slots[index].cgroup {
+                        group.signal_outside(pgid, signo);
+                        group.signal_outside(pgid, libc::SIGCONT);
+                    }
                 }
                 Action::Kill { pgid } => {
                     let _ = signals::send(-pgid, libc::SIGKILL);
+                    if let Some(group) = &self.slots[index].cgroup {
+                        group.kill_all();
+                    }
                 }
                 Action::RunFinish { exit } => {
                     let follow_up = self.run_finish(index, exit, now);
@@ -109,6 +116,7 @@ impl Supervisor {
             stderr,
             extra_fd: notify.as_ref().map(|(fd, _, writer)| (*fd, writer)),
             take_terminal: false,
+            cgroup: slot.cgroup.as_ref().map(|group| group.procs_file()),
         };
         let argv = [spec.run.clone().into_os_string()];
         let pid = spawn::spawn(&argv, setup, self.signals.child_reset())?;

@@ -25,6 +25,9 @@ impl Supervisor {
     /// Runs the container's life and returns its exit code.
     pub fn run(mut self) -> i32 {
         let mut events = [EpollEvent::empty(); 32];
+        // Children that exited before pidvisor took SIGCHLD (inherited from whoever exec'd
+        // it) will send no SIGCHLD: reap them now rather than at the next one.
+        self.reap(Instant::now());
         loop {
             let now = Instant::now();
             self.restart_pending_services(now);

@@ -7,7 +7,8 @@ use std::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::oom;
-use super::state::{Main, PROBE_INTERVAL, Stage, Supervisor};
+use super::state::{Main, PROBE_INTERVAL, Slot, Stage, Supervisor};
+use crate::init::cgroup::ServiceGroup;
 use crate::init::reaper::{Exit, Remaining};
 use crate::init::{reaper, signals};
 use crate::output::events::{self, Event};
@@ -142,7 +143,7 @@ impl Supervisor {
                 // A readiness command that outlived its service: its answer is moot.
                 let _ = signals::send(-probe, libc::SIGKILL);
             }
-            let group_empty = group_is_empty(pid);
+            let group_empty = all_gone(slot, pid);
             slot.service.on_exit(exit, group_empty, now)
         };
         self.apply(index, actions, now);
@@ -161,15 +162,21 @@ impl Supervisor {
     /// A stopping service whose `run` has exited is down once its whole group is gone.
     fn check_lingering_groups(&mut self, now: Instant) {
         for index in 0..self.slots.len() {
-            let service = &self.slots[index].service;
-            if let State::Stopping { pid: None, .. } = service.state
-                && group_is_empty(service.pgid())
+            let slot = &self.slots[index];
+            if let State::Stopping { pid: None, .. } = slot.service.state
+                && all_gone(slot, slot.service.pgid())
             {
                 let actions = self.slots[index].service.on_group_empty(now);
                 self.apply(index, actions, now);
             }
         }
     }
+}
+
+/// True when nothing is left of a service's run: its process group `pgid` is empty, and
+/// so is its cgroup if it has one (which also holds the processes that left the group).
+fn all_gone(slot: &Slot, pgid: i32) -> bool {
+    group_is_empty(pgid) && !slot.cgroup.as_ref().is_some_and(ServiceGroup::is_populated)
 }
 
 /// True when no process is left in process group `pgid`.

@@ -16,6 +16,7 @@ use super::sd_notify::SdNotify;
 use super::state::{Main, Observed, SIGNALS, STDERR, STDOUT, Slot, Stage, Supervisor, token};
 use crate::cli::Options;
 use crate::control::server::ControlServer;
+use crate::init::cgroup::Cgroups;
 use crate::init::limits;
 use crate::init::notify::Notifier;
 use crate::init::signals::SignalQueue;
@@ -27,6 +28,10 @@ use crate::s6::runtime;
 use crate::services::service::Service;
 use crate::services::spec::{Readiness, RestartPolicy, ServiceSpec};
 use crate::services::{config, scan, scripts};
+
+/// Descriptors kept free while the services' pipes are made (see
+/// [`limits::HeldDescriptors`]): a spawn takes up to about 8 for a moment.
+const DESCRIPTOR_RESERVE: usize = 16;
 
 impl Supervisor {
     /// Sets up everything the loop needs. Errors here are fatal (see the module docs);
@@ -81,6 +86,7 @@ impl Supervisor {
                 None
             }
         };
+        let cgroups = service_cgroups(options.cgroups);
         let mut supervisor = Supervisor {
             signals,
             epoll,
@@ -101,6 +107,7 @@ impl Supervisor {
             main_oom_baseline: None,
             command: options.command.clone(),
             slots: Vec::new(),
+            cgroups,
             by_name: HashMap::new(),
             stage: Stage::Init {
                 queue: init.runnable.into(),
@@ -161,32 +168,77 @@ impl Supervisor {
                 message: problem.to_string(),
             });
         }
+        // Released once every service's pipes are made: what running them needs.
+        let reserve = limits::HeldDescriptors::hold(self.epoll.0.as_fd(), DESCRIPTOR_RESERVE);
+        let mut left_out = Vec::new();
         for spec in scanned.services {
-            let logger = spec.logger.clone();
-            let mut spec = spec.with_time_scale(self.time_scale);
-            if let Some(timeout) = stop_timeout
-                && !config::sets_key(&spec.dir, "stop-timeout")
+            let name = spec.name.clone();
+            match self.prepare_slots(spec, stop_timeout) {
+                Ok(slots) => {
+                    for slot in slots {
+                        self.push_slot(slot)?;
+                    }
+                }
+                Err(err) => {
+                    let fix = limits::out_of_descriptors_hint(&err)
+                        .map_or_else(String::new, |fix| format!(": {fix}"));
+                    let message = format!(
+                        "{name}: left out: cannot make its output pipes (pipe2): {err}{fix}"
+                    );
+                    error!("{message}");
+                    self.emit(Event::ConfigProblem { message });
+                    left_out.push(name);
+                }
+            }
+        }
+        drop(reserve);
+        for slot in &self.slots {
+            if let Some(dep) = slot
+                .service
+                .spec
+                .after
+                .iter()
+                .find(|d| left_out.contains(d))
             {
-                spec.stop_timeout = timeout;
+                warn!(
+                    "{}: will not start: it comes after {dep}, which was left out",
+                    slot.service.name()
+                );
             }
-            if logger.is_some() {
-                spec.after.push(logger_name(&spec.name));
-            }
-            let mut slot = self.new_slot(spec.clone())?;
-            if let Some(run) = logger {
-                let pipe = Rc::new(LogPipe::new()?);
-                slot.to_logger = Some(Rc::clone(&pipe));
-                let mut logger_slot = self.new_slot(logger_spec(&spec, run))?;
-                logger_slot.from_service = Some(pipe);
-                self.push_slot(logger_slot)?;
-            }
-            self.push_slot(slot)?;
         }
         if !self.slots.is_empty() {
             let names: Vec<&str> = self.slots.iter().map(|s| s.service.name()).collect();
             info!("{} services: {}", names.len(), names.join(", "));
         }
         Ok(())
+    }
+
+    /// The slots of one service: its logger's first (if any), then its own.
+    /// `stop_timeout` applies when its service.toml sets none.
+    fn prepare_slots(
+        &self,
+        spec: ServiceSpec,
+        stop_timeout: Option<std::time::Duration>,
+    ) -> io::Result<Vec<Slot>> {
+        let logger = spec.logger.clone();
+        let mut spec = spec.with_time_scale(self.time_scale);
+        if let Some(timeout) = stop_timeout
+            && !config::sets_key(&spec.dir, "stop-timeout")
+        {
+            spec.stop_timeout = timeout;
+        }
+        if logger.is_some() {
+            spec.after.push(logger_name(&spec.name));
+        }
+        let mut slot = self.new_slot(spec.clone())?;
+        let Some(run) = logger else {
+            return Ok(vec![slot]);
+        };
+        let pipe = Rc::new(LogPipe::new()?);
+        slot.to_logger = Some(Rc::clone(&pipe));
+        let mut logger_slot = self.new_slot(logger_spec(&spec, run))?;
+        logger_slot.from_service = Some(pipe);
+        Ok(vec![logger_slot, slot])
     }
 
     fn new_slot(&self, spec: ServiceSpec) -> io::Result<Slot> {
@@ -199,7 +251,14 @@ impl Supervisor {
         } else {
             (None, None)
         };
+        let cgroup = self.cgroups.as_ref().and_then(|cgroups| {
+            cgroups
+                .group(&spec.name)
+                .map_err(|err| warn!("{}: no cgroup of its own (mkdir): {err}", spec.name))
+                .ok()
+        });
         Ok(Slot {
+            cgroup,
             service: Service::new(spec),
             stdout,
             stderr,
@@ -277,6 +336,28 @@ fn notify_host(options: &Options) -> Option<SdNotify> {
             warn!(
                 "NOTIFY_SOCKET={}: {err}; the host will not be told",
                 address.display()
+            );
+            None
+        }
+    }
+}
+
+/// The folder for the services' cgroups, or why there is none (then process groups alone
+/// track a service's processes: see [`crate::init::cgroup`]).
+fn service_cgroups(wanted: bool) -> Option<Cgroups> {
+    if !wanted {
+        info!("per-service cgroups off (--no-cgroups): process groups only");
+        return None;
+    }
+    match Cgroups::create() {
+        Ok(cgroups) => {
+            info!("per-service cgroups in {}", cgroups.root().display());
+            Some(cgroups)
+        }
+        Err(why) => {
+            info!(
+                "no per-service cgroups: {why}; process groups only (a process that leaves \
+                 its service's group runs on until the container stops)"
             );
             None
         }

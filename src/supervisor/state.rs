@@ -21,6 +21,7 @@ use super::sd_notify::SdNotify;
 use super::waits::Waiter;
 use crate::cli::ForwardTarget;
 use crate::control::server::ControlServer;
+use crate::init::cgroup::{Cgroups, ServiceGroup};
 use crate::init::reaper::Exit;
 use crate::init::signals::{Rewrites, SignalQueue};
 use crate::init::spawn;
@@ -125,6 +126,8 @@ pub(super) struct Slot {
     pub(super) runs: u64,
     /// `pidvisorctl restart`: start it again once it is down.
     pub(super) restart_pending: bool,
+    /// Its cgroup, where pidvisor could make one: it holds whatever its `run` started.
+    pub(super) cgroup: Option<ServiceGroup>,
 }
 
 impl Slot {
@@ -176,6 +179,8 @@ pub struct Supervisor {
     pub(super) main_oom_baseline: Option<u64>,
     pub(super) command: Vec<OsString>,
     pub(super) slots: Vec<Slot>,
+    /// The folder of the services' cgroups (removed, with them, when dropped).
+    pub(super) cgroups: Option<Cgroups>,
     pub(super) by_name: HashMap<String, usize>,
     pub(super) stage: Stage,
     /// The exit code decided by the first cause of shutdown that sets one (a failed init

@@ -305,6 +305,8 @@ pub struct Launch {
     stderr: Option<File>,
     /// A soft limit on open files for pidvisor (the hard limit stays as it is).
     open_files: Option<libc::rlim_t>,
+    /// Whether `open_files` is the hard limit too (`prlimit --nofile=N:N`).
+    open_files_hard: bool,
     dir: PathBuf,
 }
 
@@ -333,6 +335,7 @@ impl Launch {
             stdout: None,
             stderr: None,
             open_files: None,
+            open_files_hard: false,
             dir: dir.path().to_owned(),
         }
     }
@@ -340,6 +343,13 @@ impl Launch {
     /// Starts pidvisor with this soft limit on open files (`ulimit -Sn`).
     pub fn open_files_limit(mut self, soft: libc::rlim_t) -> Launch {
         self.open_files = Some(soft);
+        self
+    }
+
+    /// Starts pidvisor with this hard (and soft) limit on open files: it cannot raise it.
+    pub fn hard_open_files_limit(mut self, limit: libc::rlim_t) -> Launch {
+        self.open_files = Some(limit);
+        self.open_files_hard = true;
         self
     }
 
@@ -432,12 +442,13 @@ impl Launch {
             .map(|(file, target)| (file.as_raw_fd(), *target));
         let rtmax = libc::SIGRTMAX();
         let open_files = self.open_files;
+        let open_files_hard = self.open_files_hard;
         // SAFETY: the closure makes only async-signal-safe system calls and does not
         // allocate, as required between fork and exec.
         unsafe {
             command.pre_exec(move || {
                 if let Some(soft) = open_files {
-                    set_soft_open_files_limit(soft)?;
+                    set_open_files_limit(soft, open_files_hard)?;
                 }
                 clean_process_state(rtmax, passed)
             });
@@ -498,8 +509,8 @@ impl Launch {
 /// refuses its two internal signals (32 and 33), and those may well be ignored here:
 /// glibc's `posix_spawn`, which cargo uses to start this test binary, sets them to
 /// SIG_IGN in the child, and exec keeps an ignored signal ignored.
-/// Lowers the soft RLIMIT_NOFILE, keeping the hard one (async-signal-safe).
-fn set_soft_open_files_limit(soft: libc::rlim_t) -> io::Result<()> {
+/// Lowers the soft RLIMIT_NOFILE, and the hard one too if `hard` (async-signal-safe).
+fn set_open_files_limit(soft: libc::rlim_t, hard: bool) -> io::Result<()> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -510,6 +521,9 @@ fn set_soft_open_files_limit(soft: libc::rlim_t) -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
         limit.rlim_cur = soft.min(limit.rlim_max);
+        if hard {
+            limit.rlim_max = limit.rlim_cur;
+        }
         if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
             return Err(io::Error::last_os_error());
         }

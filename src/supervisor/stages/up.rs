@@ -32,7 +32,8 @@ impl Supervisor {
         let service = &self.slots[index].service;
         service.state == State::Down
             && service.spec.after.iter().any(|name| {
-                self.by_name.get(name).is_some_and(|&dep| {
+                // A service left out at start (out of descriptors) never comes up.
+                self.by_name.get(name).is_none_or(|&dep| {
                     let dependency = &self.slots[dep].service;
                     (!dependency.wanted && dependency.is_stopped())
                         || dependency.is_down_for_good()

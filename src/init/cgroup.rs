@@ -1,0 +1,244 @@
+//! A cgroup per service, where the kernel lets pidvisor make one: the way to find and
+//! end processes that left their service's process group (`setsid`, a daemon's double
+//! fork), which a process group cannot follow.
+//!
+//! pidvisor looks for the cgroup v2 hierarchy it is in (a `cgroup2` mount in
+//! `/proc/self/mountinfo` and its own path in `/proc/self/cgroup`), and makes a folder
+//! `pidvisor-NAMESPACE-PID` below its own cgroup, with one sub-group per service. A
+//! service's `run` joins its group between fork and exec ([`join`]), so that everything
+//! it starts is in it, wherever it goes. Stopping signals every process in the group,
+//! SIGKILL uses `cgroup.kill` (or kills each pid of `cgroup.procs` where the kernel is
+//! older than 5.14), and a service is down only once its group is empty (`populated 0`
+//! in `cgroup.events`). No controller is enabled: this only groups.
+//!
+//! Where the hierarchy is read-only (Docker's default), absent, or cgroup v1 only,
+//! [`Cgroups::create`] says why and pidvisor uses process groups alone: a process that
+//! leaves its service's group then runs on after the service stops or restarts, until
+//! the final sweep at the container's end.
+
+use std::ffi::{CStr, CString};
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The folder pidvisor made in its cgroup for its services' groups. Removed (with the
+/// groups, empty by then) when dropped.
+pub struct Cgroups {
+    root: PathBuf,
+}
+
+impl Cgroups {
+    /// Makes the folder for the services' groups, or says why it cannot. Its name holds
+    /// pidvisor's PID namespace and pid, which no other live pidvisor shares; a folder of
+    /// that name left by a pidvisor killed with SIGKILL (whose namespace id the kernel
+    /// has since reused) is taken over once nothing runs in it.
+    pub fn create() -> Result<Cgroups, String> {
+        let own = own_cgroup_dir()?;
+        let namespace = fs::metadata("/proc/self/ns/pid")
+            .map(|meta| meta.ino())
+            .map_err(|e| format!("cannot read /proc/self/ns/pid ({e})"))?;
+        let dir = own.join(format!("pidvisor-{namespace}-{}", std::process::id()));
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                if populated(&dir) {
+                    return Err(format!("{} is in use", dir.display()));
+                }
+                return Ok(Cgroups { root: dir });
+            }
+            Err(err) => return Err(format!("cannot make {} ({err})", dir.display())),
+        }
+        Ok(Cgroups { root: dir })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Makes the group of service `name` (a logger's name has a `/`: it becomes `.`).
+    pub fn group(&self, name: &str) -> io::Result<ServiceGroup> {
+        let dir = self.root.join(name.replace('/', "."));
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+        let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
+            .map_err(io::Error::other)?;
+        Ok(ServiceGroup { dir, procs })
+    }
+}
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        if let Ok(entries) = fs::read_dir(&self.root) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = fs::remove_dir(entry.path());
+                }
+            }
+        }
+        let _ = fs::remove_dir(&self.root);
+    }
+}
+
+/// One service's cgroup.
+pub struct ServiceGroup {
+    dir: PathBuf,
+    /// `cgroup.procs`, ready for [`join`] in a child.
+    procs: CString,
+}
+
+impl ServiceGroup {
+    /// The `cgroup.procs` file a child writes to in order to join.
+    pub fn procs_file(&self) -> &CStr {
+        &self.procs
+    }
+
+    /// Whether any process is left in the group. An unreadable `cgroup.events` counts as
+    /// empty: the process group still decides then.
+    pub fn is_populated(&self) -> bool {
+        populated(&self.dir)
+    }
+
+    /// Sends `signo` to every process in the group but those in process group `pgid`
+    /// (which the caller signals as a group, and which should hear it once); returns how
+    /// many it reached. `pgid` 0 excludes nothing.
+    pub fn signal_outside(&self, pgid: i32, signo: libc::c_int) -> usize {
+        self.pids()
+            .into_iter()
+            .filter(|&pid| {
+                // SAFETY: getpgid and kill have no memory-safety preconditions.
+                unsafe { libc::getpgid(pid) != pgid && libc::kill(pid, signo) == 0 }
+            })
+            .count()
+    }
+
+    /// SIGKILL to every process in the group, at once with `cgroup.kill` where the kernel
+    /// has it; else pid by pid (a process forked meanwhile is caught by the next call:
+    /// the service stays down until the group is empty).
+    pub fn kill_all(&self) {
+        if fs::write(self.dir.join("cgroup.kill"), "1").is_err() {
+            self.signal_outside(0, libc::SIGKILL);
+        }
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.trim().parse().ok())
+            .collect()
+    }
+}
+
+/// Whether any process is in the cgroup at `dir` or below (`populated 1` in its
+/// `cgroup.events`); false if that cannot be read.
+fn populated(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("cgroup.events"))
+        .is_ok_and(|events| events.lines().any(|line| line == "populated 1"))
+}
+
+/// Moves the calling process into the group whose `cgroup.procs` is `procs`. Only
+/// async-signal-safe calls: this runs in a child between fork and exec.
+pub fn join(procs: &CStr) -> io::Result<()> {
+    // SAFETY: open gets a valid C string; write gets a valid one-byte buffer; the
+    // descriptor is ours and closed once.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+        let err = io::Error::last_os_error();
+        libc::close(fd);
+        if written != 1 {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// The folder of pidvisor's own cgroup in a mounted cgroup v2 hierarchy.
+fn own_cgroup_dir() -> Result<PathBuf, String> {
+    let cgroup = fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup ({e})"))?;
+    let own = own_v2_path(&cgroup)
+        .ok_or("no cgroup v2 hierarchy (/proc/self/cgroup has no 0:: line: cgroup v1 only)")?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo ({e})"))?;
+    v2_dir(&mountinfo, own)
+        .ok_or_else(|| format!("the cgroup v2 hierarchy of {own} is not mounted"))
+}
+
+/// The path in the `0::PATH` line of `/proc/self/cgroup`.
+fn own_v2_path(cgroup: &str) -> Option<&str> {
+    cgroup.lines().find_map(|line| line.strip_prefix("0::"))
+}
+
+/// Where cgroup `path` is, given `/proc/self/mountinfo`: the first `cgroup2` mount whose
+/// root contains it.
+fn v2_dir(mountinfo: &str, path: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        if after.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        let fields: Vec<&str> = before.split_whitespace().collect();
+        let (root, mount_point) = (*fields.get(3)?, *fields.get(4)?);
+        let below = if root == "/" {
+            path
+        } else {
+            let rest = path.strip_prefix(root)?;
+            if !(rest.is_empty() || rest.starts_with('/')) {
+                return None;
+            }
+            rest
+        };
+        Some(Path::new(mount_point).join(below.trim_start_matches('/')))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+25 30 0:23 / /sys ro,nosuid - sysfs sysfs rw
+31 25 0:26 / /sys/fs/cgroup/unified rw,relatime shared:10 - cgroup2 cgroup2 rw
+32 25 0:27 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn finds_the_v2_line_of_proc_self_cgroup() {
+        let text = "4:memory:/docker/abc\n0::/system.slice/x.service\n";
+        assert_eq!(own_v2_path(text), Some("/system.slice/x.service"));
+        assert_eq!(own_v2_path("4:memory:/docker/abc\n"), None);
+    }
+
+    #[test]
+    fn places_the_cgroup_below_the_cgroup2_mount() {
+        assert_eq!(
+            v2_dir(HYBRID, "/"),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            v2_dir(HYBRID, "/a/b"),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/a/b"))
+        );
+    }
+
+    #[test]
+    fn a_mount_of_a_sub_tree_holds_only_what_is_below_its_root() {
+        let bind = "40 1 0:26 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            v2_dir(bind, "/docker/abc/x"),
+            Some(PathBuf::from("/sys/fs/cgroup/x"))
+        );
+        assert_eq!(v2_dir(bind, "/docker/abcdef"), None);
+        assert_eq!(v2_dir(bind, "/other"), None);
+        assert_eq!(v2_dir(HYBRID.lines().next().unwrap_or_default(), "/"), None);
+    }
+}
