@@ -9,8 +9,11 @@ use crate::harness::{PIDVISOR, TempDir};
 /// `pidvisorctl ARGS` against the control socket in `dir`, run to its end.
 pub fn ctl(dir: &TempDir, args: &[&str]) -> Output {
     let path = dir.path().join("pidvisorctl");
-    if !path.exists() {
-        symlink(PIDVISOR, &path).expect("symlink pidvisorctl");
+    // Clients on several threads may make it at once: one of them wins.
+    match symlink(PIDVISOR, &path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => panic!("symlink pidvisorctl: {e}"),
     }
     let mut command = Command::new(&path);
     for (name, _) in std::env::vars_os() {
