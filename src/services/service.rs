@@ -244,18 +244,24 @@ impl Service {
     }
 
     /// Wants it down: sends the stop signal, or cancels a pending restart.
+    /// Stopping: the stop signal to the process group `pgid`, SIGKILL after
+    /// `stop-timeout`. `pid` is the leader still to be reaped, if it has not exited yet.
+    fn signal_stop(&mut self, pid: Option<i32>, pgid: i32, now: Instant) -> Vec<Action> {
+        self.state = State::Stopping {
+            pid,
+            deadline: Some(deadline_after(now, self.spec.stop_timeout)),
+        };
+        vec![Action::Signal {
+            pgid,
+            signo: self.spec.stop_signal,
+        }]
+    }
+
     pub fn stop(&mut self, now: Instant) -> Vec<Action> {
         self.wanted = false;
         match self.state {
             State::Starting { pid, .. } | State::Ready { pid } => {
-                self.state = State::Stopping {
-                    pid: Some(pid),
-                    deadline: Some(deadline_after(now, self.spec.stop_timeout)),
-                };
-                vec![Action::Signal {
-                    pgid: pid,
-                    signo: self.spec.stop_signal,
-                }]
+                self.signal_stop(Some(pid), pid, now)
             }
             State::Backoff { .. } => {
                 self.state = State::Down;
@@ -333,14 +339,7 @@ impl Service {
                     signals::name(self.spec.stop_signal)
                 );
                 self.pending_exit = Some(exit);
-                self.state = State::Stopping {
-                    pid: None,
-                    deadline: Some(deadline_after(now, self.spec.stop_timeout)),
-                };
-                vec![Action::Signal {
-                    pgid: pid,
-                    signo: self.spec.stop_signal,
-                }]
+                self.signal_stop(None, pid, now)
             }
             _ => self.finish_or_decide(exit, now),
         }
@@ -384,14 +383,7 @@ impl Service {
                     self.spec.ready_timeout
                 );
                 self.ready_timed_out = true;
-                self.state = State::Stopping {
-                    pid: Some(pid),
-                    deadline: Some(deadline_after(now, self.spec.stop_timeout)),
-                };
-                vec![Action::Signal {
-                    pgid: pid,
-                    signo: self.spec.stop_signal,
-                }]
+                self.signal_stop(Some(pid), pid, now)
             }
             State::Stopping {
                 pid,

@@ -15,7 +15,8 @@ use tracing::{error, info, warn};
 use super::checks::Purpose;
 use super::state::{NOTIFY, PROBE_INTERVAL, Stage, Supervisor, TCP, setup_error, token};
 use crate::init::reaper::Exit;
-use crate::init::spawn::Setup;
+use crate::init::signals::ChildSignalReset;
+use crate::init::spawn::{Setup, SpawnError};
 use crate::init::{signals, spawn};
 use crate::output::events::Event;
 use crate::services::probe::{NotifyPipe, TcpProbe};
@@ -199,18 +200,7 @@ impl Supervisor {
             },
             Readiness::Command(command) => {
                 let spec = &slot.service.spec;
-                let argv: [OsString; 3] = ["/bin/sh".into(), "-c".into(), command.into()];
-                let setup = Setup {
-                    cwd: Some(&spec.working_dir),
-                    env: service_env(spec),
-                    credentials: spec.user.as_ref(),
-                    umask: spec.umask,
-                    stdout: Some(Stdio::null()),
-                    stderr: Some(Stdio::null()),
-                    stdin: Some(Stdio::null()),
-                    ..Setup::default()
-                };
-                match spawn::spawn(&argv, setup, self.signals.child_reset()) {
+                match spawn_check_command(spec, &command, self.signals.child_reset()) {
                     Ok(pid) => slot.probe_pid = Some(pid),
                     Err(err) => {
                         warn!("{}: readiness command: {}", spec.name, err.message);
@@ -224,6 +214,28 @@ impl Supervisor {
             Readiness::Started | Readiness::NotifyFd(_) => {}
         }
     }
+}
+
+/// `/bin/sh -c COMMAND` as the service's programs run (its folder, environment, user and
+/// umask, a process group of its own), with no input or output: a readiness or liveness
+/// check. Its pid.
+pub(super) fn spawn_check_command(
+    spec: &ServiceSpec,
+    command: &str,
+    signals: ChildSignalReset,
+) -> Result<i32, SpawnError> {
+    let argv: [OsString; 3] = ["/bin/sh".into(), "-c".into(), command.into()];
+    let setup = Setup {
+        cwd: Some(&spec.working_dir),
+        env: service_env(spec),
+        credentials: spec.user.as_ref(),
+        umask: spec.umask,
+        stdout: Some(Stdio::null()),
+        stderr: Some(Stdio::null()),
+        stdin: Some(Stdio::null()),
+        ..Setup::default()
+    };
+    spawn::spawn(&argv, setup, signals)
 }
 
 /// What a service's programs (`run`, `finish`, the readiness command) add to the

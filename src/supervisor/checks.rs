@@ -15,20 +15,17 @@
 //!
 //! [`Liveness`]: crate::services::liveness::Liveness
 
-use std::ffi::OsString;
 use std::os::fd::AsFd;
-use std::process::Stdio;
 use std::time::Instant;
 
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use tracing::{debug, warn};
 
-use super::actions::service_env;
+use super::actions::spawn_check_command;
 use super::state::{CHECK, PROBE_INTERVAL, Slot, Stage, Supervisor, token};
 use crate::duration::deadline_after;
 use crate::init::reaper::Exit;
 use crate::init::signals;
-use crate::init::spawn::{self, Setup};
 use crate::output::events::Event;
 use crate::services::http_check::{HttpCheck, HttpStep};
 use crate::services::liveness::Verdict;
@@ -146,19 +143,7 @@ impl Supervisor {
         let deadline = Some(deadline_after(now, slot.service.spec.check_timeout));
         let started = match check {
             Check::Command(command) => {
-                let spec = &slot.service.spec;
-                let argv: [OsString; 3] = ["/bin/sh".into(), "-c".into(), command.into()];
-                let setup = Setup {
-                    cwd: Some(&spec.working_dir),
-                    env: service_env(spec),
-                    credentials: spec.user.as_ref(),
-                    umask: spec.umask,
-                    stdout: Some(Stdio::null()),
-                    stderr: Some(Stdio::null()),
-                    stdin: Some(Stdio::null()),
-                    ..Setup::default()
-                };
-                spawn::spawn(&argv, setup, self.signals.child_reset())
+                spawn_check_command(&slot.service.spec, &command, self.signals.child_reset())
                     .map(|pid| How::Command { pid, killed: false })
                     .map_err(|err| err.message)
             }

@@ -7,7 +7,6 @@ use std::time::Instant;
 use tracing::error;
 
 use super::{Action, Service, State};
-use crate::duration::deadline_after;
 
 impl Service {
     /// It failed its checks too many times in a row: stop it, for a restart.
@@ -21,14 +20,7 @@ impl Service {
             self.spec.health.as_ref().map_or(0, |h| h.failures)
         );
         self.stopped_unhealthy = true;
-        self.state = State::Stopping {
-            pid: Some(pid),
-            deadline: Some(deadline_after(now, self.spec.stop_timeout)),
-        };
-        vec![Action::Signal {
-            pgid: pid,
-            signo: self.spec.stop_signal,
-        }]
+        self.signal_stop(Some(pid), pid, now)
     }
 }
 
