@@ -21,14 +21,17 @@ const STATUS_RUNS: usize = 5;
 fn tens_of_thousands_of_signals_leave_pidvisor_responsive() {
     let dir = TempDir::new("hostile-signal-flood");
     let realtime = libc::SIGRTMIN() + 1;
-    // It ignores both signals; ignored dispositions survive exec.
+    // It ignores both signals (ignored dispositions survive exec), and says so with a
+    // file: a signal that came before its `trap` would end it.
+    let trapped = dir.file("trapped");
     service(
         &dir,
         "web",
-        &format!("trap '' USR1 {realtime}\nexec sleep 1000"),
+        &format!("trap '' USR1 {realtime}\n: > {trapped}\nexec sleep 1000"),
         "",
     );
-    let pidvisor = start(&dir, &[]);
+    let mut pidvisor = start(&dir, &[]);
+    pidvisor.wait_for_file(&trapped);
     let before = status(&dir, "web");
     let pid = pidvisor.host_pid();
 
