@@ -153,7 +153,8 @@ fn container_environment_is_written_as_s6_writes_it() {
     image.script("services.d/idle/run", "#!/bin/sh\nexec sleep 1000\n");
     let mut pidvisor = image.start(&[("MULTI_LINE", "one\ntwo"), ("EMPTY_ONE", "")], &[]);
     let envdir = image.s6("container_environment");
-    pidvisor.wait_for_file(&format!("{envdir}/MULTI_LINE"));
+    // The service links are written last: once one is there, the envdir is whole.
+    pidvisor.wait_for_file(&image.s6("services/idle"));
     assert_eq!(
         std::fs::read_to_string(format!("{envdir}/MULTI_LINE")).unwrap(),
         "one\ntwo"
@@ -168,7 +169,6 @@ fn container_environment_is_written_as_s6_writes_it() {
         (0o755, 0o644)
     );
     // /var/run/s6/services/NAME resolves to the service's folder.
-    pidvisor.wait_for_file(&image.s6("services/idle"));
     let link = std::fs::canonicalize(image.s6("services/idle")).unwrap();
     assert_eq!(
         link,
