@@ -33,22 +33,30 @@ impl Cgroups {
     /// Makes the folder for the services' groups, or says why it cannot. Its name holds
     /// pidvisor's PID namespace and pid, which no other live pidvisor shares; a folder of
     /// that name left by a pidvisor killed with SIGKILL (whose namespace id the kernel
-    /// has since reused) is taken over once nothing runs in it.
+    /// has since reused) is removed, once nothing runs in it, and made anew: its groups
+    /// may belong to another user, whose `cgroup.procs` this pidvisor could not write.
     pub fn create() -> Result<Cgroups, String> {
         let own = own_cgroup_dir()?;
         let namespace = fs::metadata("/proc/self/ns/pid")
             .map(|meta| meta.ino())
             .map_err(|e| format!("cannot read /proc/self/ns/pid ({e})"))?;
         let dir = own.join(format!("pidvisor-{namespace}-{}", std::process::id()));
+        let cannot_make = |err: io::Error| format!("cannot make {} ({err})", dir.display());
         match fs::create_dir(&dir) {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
                 if populated(&dir) {
                     return Err(format!("{} is in use", dir.display()));
                 }
-                return Ok(Cgroups { root: dir });
+                remove_groups(&dir).map_err(|err| {
+                    format!(
+                        "cannot remove {}, left by an earlier pidvisor ({err})",
+                        dir.display()
+                    )
+                })?;
+                fs::create_dir(&dir).map_err(cannot_make)?;
             }
-            Err(err) => return Err(format!("cannot make {} ({err})", dir.display())),
+            Err(err) => return Err(cannot_make(err)),
         }
         Ok(Cgroups { root: dir })
     }
@@ -57,14 +65,12 @@ impl Cgroups {
         &self.root
     }
 
-    /// Makes the group of service `name` (a logger's name has a `/`: it becomes `.`).
+    /// Makes the group of service `name` (a logger's name has a `/`: it becomes `.`). A
+    /// name already taken (a service named `web.log` beside the logger of `web`, or named
+    /// like one of the kernel's files) is an error: two services never share a group.
     pub fn group(&self, name: &str) -> io::Result<ServiceGroup> {
         let dir = self.root.join(name.replace('/', "."));
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(err),
-        }
+        fs::create_dir(&dir)?;
         let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
             .map_err(io::Error::other)?;
         Ok(ServiceGroup { dir, procs })
@@ -73,15 +79,19 @@ impl Cgroups {
 
 impl Drop for Cgroups {
     fn drop(&mut self) {
-        if let Ok(entries) = fs::read_dir(&self.root) {
-            for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    let _ = fs::remove_dir(entry.path());
-                }
-            }
-        }
-        let _ = fs::remove_dir(&self.root);
+        let _ = remove_groups(&self.root);
     }
+}
+
+/// Removes the empty cgroup at `dir` and the groups in it (a cgroup's own files go with
+/// its folder).
+fn remove_groups(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)?.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir(entry.path())?;
+        }
+    }
+    fs::remove_dir(dir)
 }
 
 /// One service's cgroup.

@@ -131,6 +131,30 @@ fn with_nothing_writable_the_control_socket_is_off_with_a_warning_and_all_else_r
     assert!(stderr.contains("web: started"), "{stderr}");
 }
 
+/// Shell lines, run as root in the new PID namespace, that leave the folder a root
+/// pidvisor killed with SIGKILL would have left in its cgroup, under the name this
+/// pidvisor will want (the kernel reuses namespace ids): one service's group already
+/// there, owned by root. Nothing where `$CGROUP_DIR` is empty (no cgroup v2).
+const PLANT_STALE_CGROUPS: &str = r#"if [ -n "$CGROUP_DIR" ]; then
+  stale="$CGROUP_DIR/pidvisor-$(stat -L -c %i /proc/self/ns/pid)-1"
+  mkdir -p "$stale/web" || exit 99
+fi"#;
+
+/// The folder of this process's cgroup in a writable cgroup v2 mount, if any.
+fn own_cgroup_dir() -> Option<String> {
+    let cgroup = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cgroup.lines().find_map(|line| line.strip_prefix("0::"))?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mountinfo.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let writable = fields.get(5).is_some_and(|o| o.starts_with("rw"));
+        (line.contains(" - cgroup2 ") && writable && fields.get(3) == Some(&"/"))
+            .then(|| fields.get(4).map(|m| m.to_string()))
+            .flatten()
+    })?;
+    Some(format!("{mount}{path}").trim_end_matches('/').to_owned())
+}
+
 #[test]
 fn as_another_user_its_own_services_run_and_other_users_are_refused_by_name() {
     if !is_root() {
@@ -175,12 +199,13 @@ fn as_another_user_its_own_services_run_and_other_users_are_refused_by_name() {
         ])
         .args(["--kill-child", "sh", "-c"])
         .arg(format!(
-            "exec {setpriv} {} {}",
+            "{PLANT_STALE_CGROUPS}\nexec {setpriv} {} {}",
             sh_quote(PIDVISOR),
             words.join(" ")
         ))
         .current_dir(dir.path())
         .env("CTL", ctl_link(&dir))
+        .env("CGROUP_DIR", own_cgroup_dir().unwrap_or_default())
         .env_remove("PIDVISOR_SOCKET")
         .output()
         .expect("unshare");
