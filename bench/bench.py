@@ -9,9 +9,10 @@ Peers: tini, tini-static, dumb-init, catatonit (one child), s6 (s6-svscan +
 s6-supervise), runit (runsvdir + runsv), supervisord (supervisor), all from Debian; the
 script installs whatever is missing with apt-get. pidvisor runs in two roles: "pidvisor"
 with a main command (against the one-child inits) and "pidvisor-svc" with a services.d
-folder (against the supervisors). Where the x86_64-unknown-linux-musl target is installed,
-"pidvisor-musl" (the same source built for musl) joins the one-child rows, for
-information (--no-musl leaves it out).
+folder (against the supervisors); it is the default build, static musl (static glibc
+where the musl target cannot be had: scripts/static-target). "pidvisor-glibc", the same
+source built for x86_64-unknown-linux-gnu (glibc linked statically, the fallback), joins
+the one-child rows for comparison (--no-glibc leaves it out).
 
 Every service, and every main command, is bench/svc.c compiled statically (see there):
 it reports each start as one line on a FIFO, with a CLOCK_MONOTONIC timestamp, so that
@@ -70,7 +71,7 @@ ONE_CHILD = ["pidvisor", "tini", "tini-static", "dumb-init", "catatonit"]
 SUPERVISORS = ["pidvisor-svc", "s6", "runit", "supervisord"]
 COLUMNS = ["pidvisor", "tini", "tini-static", "dumb-init", "catatonit", "s6", "runit",
            "supervisord"]
-MUSL = "x86_64-unknown-linux-musl"
+GLIBC = "x86_64-unknown-linux-gnu"
 PEER_PACKAGES = {"tini": "tini", "tini-static": "tini", "dumb-init": "dumb-init",
                  "catatonit": "catatonit", "s6-svscan": "s6", "runsvdir": "runit",
                  "supervisord": "supervisor", "unshare": "util-linux", "cc": "gcc",
@@ -260,15 +261,17 @@ class Bench:
         if os.environ.get("PIDVISOR"):
             self.pidvisor = os.environ["PIDVISOR"]
         else:
-            self.pidvisor = os.path.join(
-                ROOT, "target/x86_64-unknown-linux-gnu/release/pidvisor")
+            target = subprocess.run([os.path.join(ROOT, "scripts/static-target")],
+                                    capture_output=True, text=True, cwd=ROOT,
+                                    check=True).stdout.strip()
+            self.pidvisor = os.path.join(ROOT, "target", target, "release/pidvisor")
             if not self.args.no_build:
-                log("cargo build --release")
-                subprocess.run(["cargo", "build", "--release"], cwd=ROOT,
-                               stdout=sys.stderr, check=True)
+                log(f"cargo build --release --target {target}")
+                subprocess.run(["cargo", "build", "--release", "--target", target],
+                               cwd=ROOT, stdout=sys.stderr, check=True)
         if not os.access(self.pidvisor, os.X_OK):
             die(f"no pidvisor binary at {self.pidvisor}")
-        self.build_musl()
+        self.build_glibc()
         # Named "run" like every service's run file: see own_procs().
         os.mkdir(os.path.join(self.tmp, "bin"))
         self.svc = os.path.join(self.tmp, "bin", "run")
@@ -277,27 +280,24 @@ class Bench:
         self.empty = os.path.join(self.tmp, "empty")
         os.mkdir(self.empty)
 
-    def build_musl(self):
-        """pidvisor built for musl as an extra column, where that target is installed."""
-        self.pidvisor_musl = None
-        if self.args.no_musl or os.environ.get("PIDVISOR"):
+    def build_glibc(self):
+        """pidvisor built for static glibc (the fallback) as an extra column."""
+        self.pidvisor_glibc = None
+        if self.args.no_glibc or os.environ.get("PIDVISOR"):
             return
-        sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True,
-                                 text=True, cwd=ROOT).stdout.strip()
-        if not os.path.isdir(os.path.join(sysroot, "lib/rustlib", MUSL)):
-            log(f"no {MUSL} target installed: no pidvisor-musl column")
-            return
-        path = os.path.join(ROOT, "target", MUSL, "release/pidvisor")
+        path = os.path.join(ROOT, "target", GLIBC, "release/pidvisor")
+        if path == self.pidvisor:
+            return  # the default build already is the glibc one
         if not self.args.no_build:
-            log(f"cargo build --release --target {MUSL}")
-            if subprocess.run(["cargo", "build", "--release", "--target", MUSL], cwd=ROOT,
+            log(f"cargo build --release --target {GLIBC}")
+            if subprocess.run(["cargo", "build", "--release", "--target", GLIBC], cwd=ROOT,
                               stdout=sys.stderr).returncode != 0:
-                log("musl build failed: no pidvisor-musl column")
+                log("glibc build failed: no pidvisor-glibc column")
                 return
         if os.access(path, os.X_OK):
-            self.pidvisor_musl = path
-            ONE_CHILD.insert(1, "pidvisor-musl")
-            COLUMNS.insert(1, "pidvisor-musl")
+            self.pidvisor_glibc = path
+            ONE_CHILD.insert(1, "pidvisor-glibc")
+            COLUMNS.insert(1, "pidvisor-glibc")
 
     def setup_pids_cgroup(self):
         """A pids cgroup holding only the reap test's namespace (see core.sh)."""
@@ -350,8 +350,8 @@ class Bench:
 
     def one_child_argv(self, name):
         path = {"pidvisor": self.pidvisor,
-                "pidvisor-musl": self.pidvisor_musl}.get(name) or shutil.which(name)
-        if name in ("pidvisor", "pidvisor-musl"):
+                "pidvisor-glibc": self.pidvisor_glibc}.get(name) or shutil.which(name)
+        if name in ("pidvisor", "pidvisor-glibc"):
             # No services folder, no init scripts: only the main command.
             return [path, "--services-dir", self.empty, "--init-dir", self.empty,
                     "--finish-dir", self.empty, "--"]
@@ -500,8 +500,8 @@ def phase_size(b):
     for name in COLUMNS:
         if name == "pidvisor":
             paths = [b.pidvisor]
-        elif name == "pidvisor-musl":
-            paths = [b.pidvisor_musl]
+        elif name == "pidvisor-glibc":
+            paths = [b.pidvisor_glibc]
         elif name == "s6":
             paths = [shutil.which("s6-svscan"), shutil.which("s6-supervise")]
         elif name == "runit":
@@ -985,9 +985,9 @@ def report(b, out):
         "(x×) = pidvisor ÷ that peer, from the same run: below 1, pidvisor is smaller, "
         "faster or quieter. pidvisor's column is pidvisor with a main command in the "
         "one-child rows and with a services folder in the supervisor rows. "
-        "pidvisor-musl (where the musl target is installed) is the same source built with "
-        "`--target x86_64-unknown-linux-musl`: for information, the default build is the "
-        "static glibc one. "
+        "pidvisor is the default build (static musl where that target can be had); "
+        "pidvisor-glibc is the same source built with `--target x86_64-unknown-linux-gnu`, "
+        "glibc linked statically (the fallback). "
         "– = not applicable or not measured."] + [""] + extra + [""] +
         (["## Scale (pidvisor; PSS of every supervisor for comparison)", ""] + scale + [""]
          if scale else []) + ["## Raw samples", ""] + raw_samples(b))
@@ -1042,8 +1042,8 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build")
     ap.add_argument("--out", default=os.path.join(HERE, "results"),
                     help="folder for report.md and the data files (default bench/results)")
-    ap.add_argument("--no-musl", action="store_true",
-                    help="no pidvisor-musl column even if the musl target is installed")
+    ap.add_argument("--no-glibc", action="store_true",
+                    help="no pidvisor-glibc column (the static glibc build, the fallback)")
     ap.add_argument("--counts", help="service counts of the scale sweep (default 1,10,100,1000;"
                     " quick 1,10,100)")
     ap.add_argument("--only", help="comma-separated phases: " + ",".join(PHASES))

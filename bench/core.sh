@@ -134,10 +134,11 @@ build_note=""
 if [[ -n ${PIDVISOR:-} ]]; then
     pidvisor_bin=$PIDVISOR
 else
-    pidvisor_bin=$root/target/x86_64-unknown-linux-gnu/release/pidvisor
+    target=$("$root/scripts/static-target")
+    pidvisor_bin=$root/target/$target/release/pidvisor
     if ((build)); then
-        log "cargo build --release"
-        if ! (cd "$root" && cargo build --release >&2); then
+        log "cargo build --release --target $target"
+        if ! (cd "$root" && cargo build --release --target "$target" >&2); then
             [[ -x $pidvisor_bin ]] || die "cargo build --release failed and there is no binary"
             build_note="WARNING: cargo build --release failed; measured the existing binary"
             log "$build_note"

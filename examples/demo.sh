@@ -8,9 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== building pidvisor (release, static) and the example services"
-cargo build --release --quiet --bins --examples
-PIDVISOR=$PWD/target/x86_64-unknown-linux-gnu/release/pidvisor
-EXAMPLES=$PWD/target/x86_64-unknown-linux-gnu/release/examples
+target=$(scripts/static-target)
+cargo build --release --quiet --target "$target" --bins --examples
+PIDVISOR=$PWD/target/$target/release/pidvisor
+EXAMPLES=$PWD/target/$target/release/examples
 # Everything the demo writes goes in here, and goes when it ends.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

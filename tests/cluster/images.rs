@@ -67,7 +67,7 @@ fn build(example: &str) -> Result<Cluster, String> {
             .envs(env.iter().map(|(key, value)| (key, value)))
             .env("BASE_IMAGE", &base)
             .env("RUST_IMAGE", &base)
-            .env("PREBUILT", "target/x86_64-unknown-linux-gnu/release"),
+            .env("PREBUILT", docker::release_dir()),
         BUILD_PATIENCE,
     )?;
     if !build.status.success() {

@@ -15,6 +15,9 @@
 //! one at a time (a lock): both measure time, and the swarm must not see the Compose
 //! project's containers come and go.
 
+#[allow(dead_code)] // shared with the other test targets
+#[path = "../common/build_dir.rs"]
+mod build_dir;
 #[allow(dead_code)] // shared with tests/containers, which uses all of it
 #[path = "../containers/docker.rs"]
 mod docker;

@@ -13,7 +13,7 @@
 //!   ([`Attached::wait_for_line`]) and its exit status is the container's.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -32,8 +32,11 @@ const BUILD_PATIENCE: Duration = Duration::from_secs(900);
 /// The repository: the build context.
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
-/// Where `cargo build --release` puts the binaries, relative to the repository.
-const RELEASE_DIR: &str = "target/x86_64-unknown-linux-gnu/release";
+/// Where `cargo build --release` put the binaries, relative to the repository (the
+/// build context): next to the pidvisor under test, whatever its target.
+pub fn release_dir() -> PathBuf {
+    crate::build_dir::build_dir_in_repo("release")
+}
 
 /// The images every test uses.
 pub struct Images {
@@ -106,7 +109,10 @@ fn build_image(base: &str, dockerfile: &str, what: &str) -> Result<String, Strin
             .args(["build", "--force-rm", "--file", dockerfile])
             .args(["--build-arg", &format!("RUST_IMAGE={base}")])
             .args(["--build-arg", &format!("BASE_IMAGE={base}")])
-            .args(["--build-arg", &format!("PREBUILT={RELEASE_DIR}")])
+            .args([
+                "--build-arg",
+                &format!("PREBUILT={}", release_dir().display()),
+            ])
             .args(["--tag", &tag, "."]),
         BUILD_PATIENCE,
     )?;

@@ -12,6 +12,8 @@
 //! The test services are the folders of `fixtures/`, mounted read-only over the image's
 //! `/etc/services.d`; `--tmpfs /etc/services.d` runs the image with no service at all.
 
+#[path = "../common/build_dir.rs"]
+mod build_dir;
 mod docker;
 
 mod example_services;

@@ -6,6 +6,9 @@
 //! checks what HAProxy then does: which servers it has (`show servers state`), whether a
 //! request in flight to a leaving node completes, and what the config file says.
 
+#[allow(dead_code)] // shared with the other test targets
+#[path = "../common/build_dir.rs"]
+mod build_dir;
 mod haproxy;
 mod nodes;
 
@@ -30,8 +33,7 @@ fn handler() -> &'static Path {
             status.success(),
             "cargo build --example haproxy-sync failed"
         );
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("target/x86_64-unknown-linux-gnu/debug/examples/haproxy-sync")
+        build_dir::build_dir("debug").join("examples/haproxy-sync")
     })
 }
 

@@ -6,6 +6,9 @@
 //!
 //! Needs rsyslog (`apt-get install rsyslog`; .ci/run installs it).
 
+#[allow(dead_code)] // shared with the other test targets
+#[path = "../common/build_dir.rs"]
+mod build_dir;
 mod collector;
 mod process;
 mod support;

@@ -1,4 +1,4 @@
-//! Runs the logfwd binary (target/x86_64-unknown-linux-gnu/{debug,release}/examples/
+//! Runs the logfwd binary (target/<triple>/{debug,release}/examples/
 //! logfwd, built once with `cargo build --example logfwd` if missing) with a piped stdin,
 //! and collects its stdout and stderr in the background so that tests can wait on them.
 
@@ -25,9 +25,7 @@ pub fn release_binary() -> &'static Path {
 
 fn built(profile: &str, flags: &[&str]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = root.join(format!(
-        "target/x86_64-unknown-linux-gnu/{profile}/examples/logfwd"
-    ));
+    let path = crate::build_dir::build_dir(profile).join("examples/logfwd");
     if profile == "release" || !path.exists() {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--example", "logfwd"])

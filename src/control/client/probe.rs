@@ -44,8 +44,10 @@ pub(super) fn arm_deadline(within: Duration) -> Result<(), String> {
             tv_usec: 0,
         },
         it_value: libc::timeval {
-            tv_sec: libc::time_t::try_from(micros / 1_000_000).unwrap_or(libc::time_t::MAX),
-            tv_usec: (micros % 1_000_000) as libc::suseconds_t,
+            // `as _`: time_t and suseconds_t differ between libcs (musl's are deprecated
+            // aliases); a timeout of over 68 years is capped there, which is no limit.
+            tv_sec: (micros / 1_000_000).min(i32::MAX as u128) as _,
+            tv_usec: (micros % 1_000_000) as _,
         },
     };
     // SAFETY: one valid itimerval; the old value is not wanted.
