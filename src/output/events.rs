@@ -191,7 +191,8 @@ pub fn render(seq: u64, clock: &Clock, at: Instant, event: &Event) -> String {
 pub struct EventLog {
     clock: Clock,
     next_seq: u64,
-    ring: VecDeque<String>,
+    /// The last [`HISTORY`] lines, each exactly as long as it is.
+    ring: VecDeque<Box<str>>,
     file: Option<File>,
 }
 
@@ -222,7 +223,9 @@ impl EventLog {
         EventLog {
             clock,
             next_seq: 1,
-            ring: VecDeque::with_capacity(HISTORY),
+            // Grows with the history (to HISTORY lines at most), instead of taking room for
+            // all of it before the first event.
+            ring: VecDeque::new(),
             file,
         }
     }
@@ -244,13 +247,13 @@ impl EventLog {
         if self.ring.len() == HISTORY {
             self.ring.pop_front();
         }
-        self.ring.push_back(line);
-        self.ring.back().map_or("", String::as_str)
+        self.ring.push_back(line.into_boxed_str());
+        self.ring.back().map_or("", |line| line)
     }
 
     /// The recent events, oldest first.
     pub fn history(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.ring.iter().map(String::as_str)
+        self.ring.iter().map(|line| &**line)
     }
 }
 

@@ -29,8 +29,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::Stdio;
 
 use crate::init::pipe::{Pipe, set_nonblocking, unread_bytes};
-use crate::output::outlet;
 pub use crate::output::outlet::Sink;
+use crate::output::outlet::{self, release_if_large};
 
 /// The longest partial line kept per stream before it is flushed as a line anyway.
 pub const MAX_PENDING: usize = 16 * 1024;
@@ -155,10 +155,12 @@ impl LineRelay {
         match result {
             Ok(taken) => {
                 self.backlog.drain(..taken);
+                release_if_large(&mut self.backlog);
                 Ok(self.backlog.is_empty())
             }
             Err(err) => {
                 self.backlog.clear();
+                release_if_large(&mut self.backlog);
                 Err(err)
             }
         }
@@ -217,6 +219,7 @@ impl LineRelay {
         if !self.pending.is_empty() {
             out.extend_from_slice(&self.prefix);
             out.append(&mut self.pending);
+            release_if_large(&mut self.pending);
             out.push(b'\n');
         }
     }
@@ -232,8 +235,7 @@ impl LineRelay {
             .run_ends
             .front()
             .map_or(READ_CHUNK, |&end| end.min(READ_CHUNK));
-        scratch.read.resize(want, 0);
-        let n = match read_some(&self.pipe.read, &mut scratch.read) {
+        let n = match read_some(&self.pipe.read, &mut scratch.read, want) {
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(0),
             Err(err) => return Err(err),
@@ -242,7 +244,7 @@ impl LineRelay {
         format_lines(
             &self.prefix,
             &mut self.pending,
-            &scratch.read[..n],
+            &scratch.read,
             &mut scratch.out,
         );
         if let Some(end) = self.run_ends.front_mut() {
@@ -302,6 +304,7 @@ fn format_lines(prefix: &[u8], pending: &mut Vec<u8>, mut input: &[u8], out: &mu
         };
         out.extend_from_slice(prefix);
         out.append(pending);
+        release_if_large(pending);
         out.extend_from_slice(piece);
         if piece.last() != Some(&b'\n') {
             out.push(b'\n');
@@ -310,11 +313,18 @@ fn format_lines(prefix: &[u8], pending: &mut Vec<u8>, mut input: &[u8], out: &mu
     }
 }
 
-fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads up to `want` bytes into `buf`, which then holds just what was read. The buffer is
+/// not zero-filled first: the pages of a chunk that a short read does not reach are never
+/// touched, so they never become resident.
+fn read_some(fd: &OwnedFd, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    buf.clear();
+    buf.reserve(want);
     loop {
-        // SAFETY: reads at most buf.len() bytes into buf.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: `buf` has room for `want` bytes; `read` writes at most that many.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), want) };
         if n >= 0 {
+            // SAFETY: `read` initialised the first n (<= want <= capacity) bytes.
+            unsafe { buf.set_len(n as usize) };
             return Ok(n as usize);
         }
         let err = io::Error::last_os_error();

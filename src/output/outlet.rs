@@ -32,6 +32,10 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 /// How many bytes of pidvisor's own log lines wait for stderr before new ones are dropped.
 pub const LOG_BACKLOG: usize = 64 * 1024;
 
+/// What an emptied buffer (a relay's backlog or unfinished line, an outlet's queue) may
+/// keep of its capacity; more than this is freed (see [`release_if_large`]).
+const KEPT_CAPACITY: usize = 4096;
+
 /// Which of pidvisor's own streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sink {
@@ -207,6 +211,7 @@ impl Outlet {
         };
         self.log = log;
         self.log.drain(..taken);
+        release_if_large(&mut self.log);
         result?;
         Ok(self.carry.is_empty() && self.log.is_empty())
     }
@@ -256,10 +261,12 @@ impl Outlet {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(err) => {
                     self.carry.clear();
+                    release_if_large(&mut self.carry);
                     return Err(err);
                 }
             }
         }
+        release_if_large(&mut self.carry);
         Ok(true)
     }
 
@@ -292,6 +299,15 @@ impl Outlet {
                 return Err(err);
             }
         }
+    }
+}
+
+/// Frees `buf` once it is empty, if it holds more than [`KEPT_CAPACITY`]: the memory a
+/// stall or a long line needed goes back when they are over, instead of staying resident
+/// for every stream that once had them.
+pub fn release_if_large(buf: &mut Vec<u8>) {
+    if buf.is_empty() && buf.capacity() > KEPT_CAPACITY {
+        *buf = Vec::new();
     }
 }
 
@@ -416,6 +432,15 @@ mod tests {
         let dropped = take_dropped_log_lines();
         assert!((1..=count as u64).contains(&dropped), "{dropped} dropped");
         assert_eq!(take_dropped_log_lines(), 0, "counted once");
+        // Once stderr takes them all, the queue's memory is freed.
+        let mut buf = vec![0u8; 1 << 16];
+        while !outlet.flush_own().expect("flush") {
+            // SAFETY: reads into buf.
+            let n =
+                unsafe { libc::read(pipe.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            assert!(n > 0);
+        }
+        assert_eq!(outlet.log.capacity(), 0);
     }
 
     #[test]
