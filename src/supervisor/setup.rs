@@ -116,6 +116,8 @@ impl Supervisor {
             exit_code: None,
             scratch: Scratch::default(),
             orphans_reaped: 0,
+            reaped: Vec::new(),
+            owned_pids: Vec::new(),
             events,
             control,
             waiters: Vec::new(),

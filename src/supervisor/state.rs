@@ -9,7 +9,6 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ use crate::control::server::ControlServer;
 use crate::init::cgroup::{Cgroups, ServiceGroup};
 use crate::init::reaper::Exit;
 use crate::init::signals::{Rewrites, SignalQueue};
-use crate::init::spawn;
+use crate::init::spawn::{self, ChildIo};
 use crate::init::sweep::Scope;
 use crate::output::events::EventLog;
 use crate::output::logs::{LineRelay, LogPipe, Scratch};
@@ -135,25 +134,25 @@ impl Slot {
     /// pipe or a prefixed relay, or pidvisor's own (`None`) with `log-prefix = false`.
     pub(super) fn output_for_child(
         &self,
-    ) -> Result<(Option<Stdio>, Option<Stdio>), spawn::SpawnError> {
+    ) -> Result<(Option<ChildIo>, Option<ChildIo>), spawn::SpawnError> {
         let stdout = match (&self.to_logger, &self.stdout) {
-            (Some(pipe), _) => Some(
+            (Some(pipe), _) => Some(ChildIo::Fd(
                 pipe.writer_for_child()
                     .map_err(|e| setup_error("the log pipe", e))?,
-            ),
-            (None, Some(relay)) => Some(
+            )),
+            (None, Some(relay)) => Some(ChildIo::Fd(
                 relay
                     .writer_for_child()
                     .map_err(|e| setup_error("stdout", e))?,
-            ),
+            )),
             (None, None) => None,
         };
         let stderr = match &self.stderr {
-            Some(relay) => Some(
+            Some(relay) => Some(ChildIo::Fd(
                 relay
                     .writer_for_child()
                     .map_err(|e| setup_error("stderr", e))?,
-            ),
+            )),
             None => None,
         };
         Ok((stdout, stderr))
@@ -188,6 +187,9 @@ pub struct Supervisor {
     pub(super) exit_code: Option<i32>,
     pub(super) scratch: Scratch,
     pub(super) orphans_reaped: u64,
+    /// Reused by each round of reaping: the exits, and the pids pidvisor started.
+    pub(super) reaped: Vec<(i32, crate::init::reaper::Exit)>,
+    pub(super) owned_pids: Vec<i32>,
     pub(super) events: EventLog,
     /// The control socket; `None` if it could not be created.
     pub(super) control: Option<ControlServer>,
