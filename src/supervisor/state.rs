@@ -176,6 +176,9 @@ pub struct Supervisor {
     pub(super) main: Main,
     /// The cgroup's OOM-kill count when the main command started.
     pub(super) main_oom_baseline: Option<u64>,
+    /// Why the main command, started during set-up when there was nothing to wait for,
+    /// could not run: reported when the loop would have started it (see `start_main`).
+    pub(super) early_main_failure: Option<spawn::SpawnError>,
     pub(super) command: Vec<OsString>,
     pub(super) slots: Vec<Slot>,
     /// The folder of the services' cgroups (removed, with them, when dropped).
