@@ -29,6 +29,7 @@ use crate::init::shebang;
 use crate::init::signals::ChildSignalReset;
 
 mod child;
+mod fork;
 
 /// A resolved user: ids, not names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +73,9 @@ pub struct Setup<'a> {
     pub take_terminal: bool,
     /// Join the cgroup whose `cgroup.procs` this is (see [`crate::init::cgroup`]).
     pub cgroup: Option<&'a std::ffi::CStr>,
+    /// That cgroup was emptied with `cgroup.kill`: the child must join it after the fork,
+    /// not be created in it (see `fork`).
+    pub cgroup_killed: bool,
 }
 
 /// Why a command could not be started, with the shell-style exit code to report.
@@ -179,16 +183,17 @@ pub fn start(
         signals,
     };
     let (report, report_writer) = report_pipe().map_err(failed)?;
+    let born_in = setup.cgroup.filter(|_| !setup.cgroup_killed);
     // SAFETY: the child runs only `child::run`, which makes async-signal-safe calls on
     // memory prepared above and never returns.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: we are the freshly forked child; `plan` is valid.
-        unsafe { child::run(&plan, report_writer.as_raw_fd()) }
-    }
-    if pid < 0 {
-        return Err(failed(io::Error::last_os_error()));
-    }
+    let pid = match unsafe { fork::fork(born_in) } {
+        Ok(fork::Forked::Child { in_cgroup }) => {
+            // SAFETY: we are the freshly forked child; `plan` is valid.
+            unsafe { child::run(&plan, report_writer.as_raw_fd(), in_cgroup) }
+        }
+        Ok(fork::Forked::Parent(pid)) => pid,
+        Err(errno) => return Err(failed(io::Error::from_raw_os_error(errno))),
+    };
     // The child does the same; whichever comes first, the group exists once this returns,
     // so that signalling it now reaches the child. Fails (EACCES) if it already exec'd.
     // SAFETY: setpgid has no memory-safety preconditions.

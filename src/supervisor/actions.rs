@@ -58,6 +58,7 @@ impl Supervisor {
                     let _ = signals::send(-pgid, libc::SIGKILL);
                     if let Some(group) = &self.slots[index].cgroup {
                         group.kill_all();
+                        self.slots[index].cgroup_killed = true;
                     }
                 }
                 Action::RunFinish { exit } => {
@@ -144,6 +145,7 @@ impl Supervisor {
             extra_fd: notify.as_ref().map(|(fd, _, writer)| (*fd, writer)),
             take_terminal: false,
             cgroup: slot.cgroup.as_ref().map(|group| group.procs_file()),
+            cgroup_killed: slot.cgroup_killed,
         };
         let argv = [spec.run.clone().into_os_string()];
         let child = spawn::start(&argv, setup, self.signals.child_reset())?;

@@ -276,6 +276,7 @@ impl Supervisor {
         });
         Ok(Slot {
             cgroup,
+            cgroup_killed: false,
             service: Service::new(spec),
             stdout,
             stderr,

@@ -127,6 +127,8 @@ pub(super) struct Slot {
     pub(super) restart_pending: bool,
     /// Its cgroup, where pidvisor could make one: it holds whatever its `run` started.
     pub(super) cgroup: Option<ServiceGroup>,
+    /// Its cgroup has been emptied with `cgroup.kill` (see [`spawn::Setup`]).
+    pub(super) cgroup_killed: bool,
 }
 
 impl Slot {

@@ -32,12 +32,12 @@ pub(super) struct Plan<'a> {
 }
 
 /// Sets the child up as planned and execs; never returns. `report` is the write end of
-/// the close-on-exec report pipe.
+/// the close-on-exec report pipe; `in_cgroup`: it was created in its cgroup already.
 ///
 /// # Safety
 /// Only to be called in a freshly forked child, with a `plan` whose pointers are valid.
-pub(super) unsafe fn run(plan: &Plan<'_>, report: i32) -> ! {
-    let errno = match prepare(plan) {
+pub(super) unsafe fn run(plan: &Plan<'_>, report: i32, in_cgroup: bool) -> ! {
+    let errno = match prepare(plan, in_cgroup) {
         // SAFETY: program and argv are valid, null-terminated C strings and arrays.
         Ok(()) => unsafe {
             match plan.envp {
@@ -61,7 +61,7 @@ pub(super) unsafe fn run(plan: &Plan<'_>, report: i32) -> ! {
     }
 }
 
-fn prepare(plan: &Plan<'_>) -> io::Result<()> {
+fn prepare(plan: &Plan<'_>, in_cgroup: bool) -> io::Result<()> {
     for (target, source) in (0..).zip(plan.stdio) {
         if let Some(source) = source {
             super::pass_descriptor(source, target)?;
@@ -79,7 +79,7 @@ fn prepare(plan: &Plan<'_>) -> io::Result<()> {
     if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) } == libc::SIG_ERR {
         return Err(io::Error::last_os_error());
     }
-    if let Some(procs) = plan.cgroup {
+    if let Some(procs) = plan.cgroup.filter(|_| !in_cgroup) {
         crate::init::cgroup::join(procs)?;
     }
     if plan.take_terminal {
