@@ -11,6 +11,11 @@ use std::io;
 
 use crate::init::signals::ChildSignalReset;
 
+unsafe extern "C" {
+    /// The C library's environment, which `execvp` passes on and takes PATH from.
+    static mut environ: *const *const libc::c_char;
+}
+
 /// What the child does, all of it built before the fork.
 pub(super) struct Plan<'a> {
     pub program: &'a CStr,
@@ -38,14 +43,14 @@ pub(super) struct Plan<'a> {
 /// Only to be called in a freshly forked child, with a `plan` whose pointers are valid.
 pub(super) unsafe fn run(plan: &Plan<'_>, report: i32, in_cgroup: bool) -> ! {
     let errno = match prepare(plan, in_cgroup) {
-        // SAFETY: program and argv are valid, null-terminated C strings and arrays.
+        // SAFETY: program, argv and envp are valid, null-terminated C strings and arrays;
+        // this process has one thread and is about to exec or exit.
         Ok(()) => unsafe {
-            match plan.envp {
-                Some(envp) => {
-                    libc::execvpe(plan.program.as_ptr(), plan.argv.as_ptr(), envp.as_ptr())
-                }
-                None => libc::execvp(plan.program.as_ptr(), plan.argv.as_ptr()),
-            };
+            // The child's own environment, which is also where execvp looks up PATH.
+            if let Some(envp) = plan.envp {
+                environ = envp.as_ptr();
+            }
+            libc::execvp(plan.program.as_ptr(), plan.argv.as_ptr());
             io::Error::last_os_error()
                 .raw_os_error()
                 .unwrap_or(libc::EINVAL)
