@@ -9,7 +9,8 @@
 //!
 //! A spawn has two halves. [`start`] builds everything the child needs (argv, environment,
 //! group list: nothing is allocated after the fork), forks, and returns at once with a
-//! [`Starting`] child, without waiting for its `exec`; the child's side is in `child`.
+//! [`Starting`] child, without waiting for its `exec`; the child's side is in `child`, the
+//! fork itself (straight into the child's cgroup where possible) in `fork`.
 //! [`Starting::wait`] then reads the close-on-exec report pipe: end-of-file means the
 //! `exec` happened, four bytes are the errno of the step that failed, which turns "not
 //! found" and "permission denied" into exit codes 127 and 126 with a clear message (the
