@@ -3,7 +3,6 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Stdio;
 
 /// A pipe whose two ends pidvisor holds open for its whole life.
 pub struct Pipe {
@@ -27,8 +26,8 @@ impl Pipe {
     }
 
     /// A copy of the write end for a child's stdout or stderr.
-    pub fn writer_for_child(&self) -> io::Result<Stdio> {
-        Ok(Stdio::from(self.write.try_clone()?))
+    pub fn writer_for_child(&self) -> io::Result<OwnedFd> {
+        self.write.try_clone()
     }
 }
 

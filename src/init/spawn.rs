@@ -7,22 +7,30 @@
 //! descriptors are all close-on-exec; descriptors inherited from whoever started pidvisor
 //! are passed through untouched, since they were meant for the container's programs.
 //!
-//! `std::process::Command` does the fork and exec: it reports a failed `exec` back to the
-//! parent through a close-on-exec pipe, which is what turns "not found" and "permission
-//! denied" into exit codes 127 and 126 with a clear message. Credentials, umask and the
-//! readiness descriptor are set in the child between fork and exec, with async-signal-safe
-//! calls only; the readiness descriptor's number is taken in pidvisor during the spawn,
-//! so that nothing the spawn opens can land on it (see `occupy`).
+//! A spawn has two halves. [`start`] builds everything the child needs (argv, environment,
+//! group list: nothing is allocated after the fork), forks, and returns at once with a
+//! [`Starting`] child, without waiting for its `exec`; the child's side is in `child`, the
+//! fork itself (straight into the child's cgroup where possible) in `fork`.
+//! [`Starting::wait`] then reads the close-on-exec report pipe: end-of-file means the
+//! `exec` happened, four bytes are the errno of the step that failed, which turns "not
+//! found" and "permission denied" into exit codes 127 and 126 with a clear message (the
+//! failed child is reaped there, so nobody else ever sees it). Starting many children
+//! before waiting for the first lets their `exec`s run in parallel; [`spawn`] does both
+//! halves for a single child. The readiness descriptor's number is taken in pidvisor
+//! during the spawn, so that nothing the spawn opens can land on it (see `occupy`).
 
-use std::ffi::OsString;
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use crate::init::shebang;
 use crate::init::signals::ChildSignalReset;
+
+mod child;
+mod fork;
 
 /// A resolved user: ids, not names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +48,14 @@ pub struct Credentials {
     pub no_new_privileges: bool,
 }
 
+/// What one of a child's standard descriptors is, when not pidvisor's own.
+pub enum ChildIo {
+    /// `/dev/null`.
+    Null,
+    /// This descriptor (a copy: the child gets it, pidvisor closes it after the fork).
+    Fd(OwnedFd),
+}
+
 /// Everything a child is started with, beyond its argv.
 #[derive(Default)]
 pub struct Setup<'a> {
@@ -48,15 +64,19 @@ pub struct Setup<'a> {
     pub env: Vec<(&'a str, &'a str)>,
     pub credentials: Option<&'a Credentials>,
     pub umask: Option<u32>,
-    pub stdin: Option<Stdio>,
-    pub stdout: Option<Stdio>,
-    pub stderr: Option<Stdio>,
+    /// `None`: pidvisor's own.
+    pub stdin: Option<ChildIo>,
+    pub stdout: Option<ChildIo>,
+    pub stderr: Option<ChildIo>,
     /// Make this pipe end the child's descriptor number `.0` (s6 notification-fd).
     pub extra_fd: Option<(i32, &'a OwnedFd)>,
     /// Become the terminal's foreground process group (the main command only).
     pub take_terminal: bool,
     /// Join the cgroup whose `cgroup.procs` this is (see [`crate::init::cgroup`]).
     pub cgroup: Option<&'a std::ffi::CStr>,
+    /// That cgroup was emptied with `cgroup.kill`: the child must join it after the fork,
+    /// not be created in it (see `fork`).
+    pub cgroup_killed: bool,
 }
 
 /// Why a command could not be started, with the shell-style exit code to report.
@@ -66,41 +86,55 @@ pub struct SpawnError {
     pub message: String,
 }
 
-/// Starts `argv` as a child and returns its pid, which is also its process group id.
+/// A forked child whose `exec` has not been confirmed yet.
+#[must_use = "a started child must be waited for: its exec may have failed"]
+pub struct Starting {
+    pid: i32,
+    /// The read end of the report pipe.
+    report: OwnedFd,
+    program: OsString,
+}
+
+/// Starts `argv` as a child and returns its pid, which is also its process group id,
+/// once it has exec'd.
 pub fn spawn(
     argv: &[OsString],
     setup: Setup<'_>,
     signals: ChildSignalReset,
 ) -> Result<i32, SpawnError> {
-    let Some((program, args)) = argv.split_first() else {
+    start(argv, setup, signals)?.wait()
+}
+
+/// Forks a child that sets itself up and execs `argv`; returns without waiting for the
+/// `exec` (see [`Starting::wait`]).
+pub fn start(
+    argv: &[OsString],
+    setup: Setup<'_>,
+    signals: ChildSignalReset,
+) -> Result<Starting, SpawnError> {
+    let Some(program) = argv.first() else {
         return Err(SpawnError {
             exit_code: 127,
             message: "empty command".to_owned(),
         });
     };
-    let mut command = Command::new(program);
-    command.args(args).process_group(0);
-    if let Some(cwd) = setup.cwd {
-        command.current_dir(cwd);
-    }
-    command.envs(setup.env.iter().copied());
-    if let Some(credentials) = setup.credentials {
-        command
-            .env("USER", &credentials.user)
-            .env("LOGNAME", &credentials.user);
-        if let Some(home) = &credentials.home {
-            command.env("HOME", home);
-        }
-    }
-    if let Some(stdin) = setup.stdin {
-        command.stdin(stdin);
-    }
-    if let Some(stdout) = setup.stdout {
-        command.stdout(stdout);
-    }
-    if let Some(stderr) = setup.stderr {
-        command.stderr(stderr);
-    }
+    let failed = |err: io::Error| SpawnError {
+        exit_code: exit_code_for_errno(err.raw_os_error().unwrap_or(libc::EINVAL)),
+        message: cannot_run(program, &err),
+    };
+    let invalid = || failed(io::Error::from(io::ErrorKind::InvalidInput));
+    let args = argv
+        .iter()
+        .map(|arg| c_string(arg))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(invalid)?;
+    let arg_pointers = null_terminated(&args);
+    let environment = environment(&setup).ok_or_else(invalid)?;
+    let env_pointers = environment.as_ref().map(|vars| null_terminated(vars));
+    let cwd = match setup.cwd {
+        Some(cwd) => Some(c_string(cwd.as_os_str()).ok_or_else(invalid)?),
+        None => None,
+    };
     let take_terminal = setup.take_terminal && stdin_is_terminal();
     // A pidvisor that is not root cannot switch users, not even call setgroups: a service
     // meant to run as pidvisor's own user and group simply keeps them.
@@ -111,20 +145,10 @@ pub fn spawn(
     let switch = setup
         .credentials
         .filter(|c| own.0 == 0 || (c.uid, c.gid) != own);
-    let ids = switch.map(|c| {
-        (
-            c.uid,
-            c.gid,
-            c.groups
-                .iter()
-                .map(|&g| g as libc::gid_t)
-                .collect::<Vec<_>>(),
-        )
-    });
-    let no_new_privileges = setup.credentials.is_some_and(|c| c.no_new_privileges);
-    let umask = setup.umask;
-    let cgroup = setup.cgroup.map(std::ffi::CStr::to_owned);
-    // Held until the child has started: see `occupy`.
+    let groups: Vec<libc::gid_t> = switch
+        .map(|c| c.groups.iter().map(|&g| g as libc::gid_t).collect())
+        .unwrap_or_default();
+    // Held until the child is forked: see `occupy`. Before any other descriptor is made.
     let (extra_fd, _placeholder) = match setup.extra_fd {
         Some((target, fd)) => {
             let (source, placeholder) = occupy(target, fd).map_err(|err| SpawnError {
@@ -135,56 +159,179 @@ pub fn spawn(
         }
         None => (None, None),
     };
-    // SAFETY: the closure only makes async-signal-safe system calls and allocates nothing
-    // (the group list was built before the fork), as required between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            if let Some(procs) = &cgroup {
-                crate::init::cgroup::join(procs)?;
+    let stdio = [setup.stdin, setup.stdout, setup.stderr];
+    let null = match stdio.iter().any(|io| matches!(io, Some(ChildIo::Null))) {
+        true => Some(open_null().map_err(failed)?),
+        false => None,
+    };
+    let stdio_fds = stdio.each_ref().map(|io| match io {
+        None => None,
+        Some(ChildIo::Null) => null.as_ref().map(AsRawFd::as_raw_fd),
+        Some(ChildIo::Fd(fd)) => Some(fd.as_raw_fd()),
+    });
+    let plan = child::Plan {
+        program: &args[0],
+        argv: &arg_pointers,
+        envp: env_pointers.as_deref(),
+        cwd: cwd.as_deref(),
+        stdio: stdio_fds,
+        extra_fd,
+        take_terminal,
+        cgroup: setup.cgroup,
+        umask: setup.umask,
+        ids: switch.map(|c| (c.uid, c.gid, groups.as_slice())),
+        no_new_privileges: setup.credentials.is_some_and(|c| c.no_new_privileges),
+        signals,
+    };
+    let (report, report_writer) = report_pipe().map_err(failed)?;
+    let born_in = setup.cgroup.filter(|_| !setup.cgroup_killed);
+    // SAFETY: the child runs only `child::run`, which makes async-signal-safe calls on
+    // memory prepared above and never returns.
+    let pid = match unsafe { fork::fork(born_in) } {
+        Ok(fork::Forked::Child { in_cgroup }) => {
+            // SAFETY: we are the freshly forked child; `plan` is valid.
+            unsafe { child::run(&plan, report_writer.as_raw_fd(), in_cgroup) }
+        }
+        Ok(fork::Forked::Parent(pid)) => pid,
+        Err(errno) => return Err(failed(io::Error::from_raw_os_error(errno))),
+    };
+    // The child does the same; whichever comes first, the group exists once this returns,
+    // so that signalling it now reaches the child. Fails (EACCES) if it already exec'd.
+    // SAFETY: setpgid has no memory-safety preconditions.
+    unsafe { libc::setpgid(pid, pid) };
+    Ok(Starting {
+        pid,
+        report,
+        program: program.clone(),
+    })
+}
+
+impl Starting {
+    /// Waits until the child has exec'd (its pid) or failed to (reaped here, with the
+    /// message and exit code to report).
+    pub fn wait(self) -> Result<i32, SpawnError> {
+        let mut bytes = [0u8; 4];
+        let mut filled = 0;
+        while filled < bytes.len() {
+            // SAFETY: reads into the unfilled rest of `bytes`.
+            let n = unsafe {
+                libc::read(
+                    self.report.as_raw_fd(),
+                    bytes[filled..].as_mut_ptr().cast(),
+                    bytes.len() - filled,
+                )
+            };
+            match n {
+                0 => break,
+                n if n > 0 => filled += n as usize,
+                _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+                _ => break,
             }
-            if take_terminal {
-                // Fails harmlessly (ENOTTY) when the terminal is not our controlling one.
-                libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
-            }
-            if let Some((target, source)) = extra_fd {
-                pass_descriptor(source, target)?;
-            }
-            if let Some(mask) = umask {
-                libc::umask(mask as libc::mode_t);
-            }
-            if let Some((uid, gid, groups)) = &ids {
-                check(libc::setgroups(groups.len(), groups.as_ptr()))?;
-                check(libc::setgid(*gid))?;
-                check(libc::setuid(*uid))?;
-            }
-            if no_new_privileges {
-                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
-            }
-            crate::init::limits::restore_for_child()?;
-            signals.apply()
-        });
+        }
+        if filled == 0 {
+            return Ok(self.pid);
+        }
+        reap(self.pid);
+        let errno = match filled {
+            4 => i32::from_ne_bytes(bytes),
+            _ => libc::EIO,
+        };
+        let err = io::Error::from_raw_os_error(errno);
+        Err(SpawnError {
+            exit_code: exit_code_for_errno(errno),
+            message: cannot_run(&self.program, &err),
+        })
     }
-    match command.spawn() {
-        // The Child handle is dropped on purpose: pidvisor reaps with waitpid(-1), and
-        // dropping neither waits nor kills.
-        Ok(child) => Ok(child.id() as i32),
-        Err(err) => Err(SpawnError {
-            exit_code: exit_code_for_spawn_error(&err),
-            message: match err.raw_os_error() == Some(libc::ENOENT) {
-                true => shebang::missing_interpreter(Path::new(program)),
-                false => None,
-            }
-            .map_or_else(
-                || format!("cannot run '{}': {err}", program.to_string_lossy()),
-                |missing| {
-                    format!(
-                        "cannot run '{}': its interpreter {} (the #! line) does not exist",
-                        program.to_string_lossy(),
-                        missing.display()
-                    )
-                },
-            ),
-        }),
+}
+
+/// The message for a program that could not be started, naming a missing `#!`
+/// interpreter rather than the script when that is what is missing.
+fn cannot_run(program: &OsStr, err: &io::Error) -> String {
+    match err.raw_os_error() == Some(libc::ENOENT) {
+        true => shebang::missing_interpreter(Path::new(program)),
+        false => None,
+    }
+    .map_or_else(
+        || format!("cannot run '{}': {err}", program.to_string_lossy()),
+        |missing| {
+            format!(
+                "cannot run '{}': its interpreter {} (the #! line) does not exist",
+                program.to_string_lossy(),
+                missing.display()
+            )
+        },
+    )
+}
+
+/// The child's environment when it differs from pidvisor's: pidvisor's, with `setup`'s
+/// variables (and the user's) added or replaced, sorted by name. `None` inside: a NUL.
+fn environment(setup: &Setup<'_>) -> Option<Option<Vec<CString>>> {
+    let mut added: Vec<(&OsStr, &OsStr)> = setup
+        .env
+        .iter()
+        .map(|&(key, value)| (OsStr::new(key), OsStr::new(value)))
+        .collect();
+    if let Some(credentials) = setup.credentials {
+        let user = OsStr::new(credentials.user.as_str());
+        added.extend([(OsStr::new("USER"), user), (OsStr::new("LOGNAME"), user)]);
+        if let Some(home) = &credentials.home {
+            added.push((OsStr::new("HOME"), home.as_os_str()));
+        }
+    }
+    if added.is_empty() {
+        return Some(None);
+    }
+    let mut vars: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    for (key, value) in added {
+        vars.insert(key.to_owned(), value.to_owned());
+    }
+    vars.into_iter()
+        .map(|(key, value)| {
+            let mut pair = key.into_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(value.as_bytes());
+            CString::new(pair).ok()
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(Some)
+}
+
+fn c_string(text: &OsStr) -> Option<CString> {
+    CString::new(text.as_bytes()).ok()
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain([std::ptr::null()])
+        .collect()
+}
+
+/// The report pipe: (read end, write end), both close-on-exec.
+fn report_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let crate::init::pipe::Pipe { read, write } = crate::init::pipe::Pipe::new()?;
+    Ok((read, write))
+}
+
+fn open_null() -> io::Result<OwnedFd> {
+    // SAFETY: a valid C string; the descriptor gets one owner below.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open just returned it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reaps a child that failed to exec: it exits right after its report.
+fn reap(pid: i32) {
+    loop {
+        // SAFETY: waitpid for our own child, status not needed.
+        let rc = unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        if rc >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
     }
 }
 
@@ -192,9 +339,9 @@ pub fn spawn(
 /// returns the descriptor the child should copy to `target` (plus a copy to hold until
 /// the child has started, if one was made).
 ///
-/// `Command::spawn` opens descriptors of its own after this (among them the
-/// close-on-exec pipe through which the child reports a failed `exec`), each at the
-/// lowest free number. Had one of them landed on `target`, the child's `dup2` onto
+/// [`start`] opens descriptors of its own after this (among them the close-on-exec
+/// report pipe through which the child reports a failed `exec`), each at the lowest free
+/// number. Had one of them landed on `target`, the child's `dup2` onto
 /// `target` would replace it: a replaced error pipe reports success to pidvisor at once,
 /// and a failed `exec` then writes its error into the notification pipe and exits 1,
 /// instead of being reported as "cannot run" with 126 or 127. So when `target` is free,
@@ -235,9 +382,9 @@ fn check(rc: libc::c_int) -> io::Result<()> {
 
 /// 127 when the program does not exist (like a shell's "command not found"), 126 when it
 /// exists but cannot be executed.
-fn exit_code_for_spawn_error(err: &io::Error) -> i32 {
-    match err.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ENOTDIR) => 127,
+fn exit_code_for_errno(errno: i32) -> i32 {
+    match errno {
+        libc::ENOENT | libc::ENOTDIR => 127,
         _ => 126,
     }
 }
@@ -273,7 +420,7 @@ mod tests {
 
     #[test]
     fn missing_is_127_and_unexecutable_is_126() {
-        let code = |errno| exit_code_for_spawn_error(&io::Error::from_raw_os_error(errno));
+        let code = exit_code_for_errno;
         assert_eq!(code(libc::ENOENT), 127);
         assert_eq!(code(libc::ENOTDIR), 127);
         assert_eq!(code(libc::EACCES), 126);

@@ -26,7 +26,6 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::process::Stdio;
 
 use crate::init::pipe::{Pipe, set_nonblocking, unread_bytes};
 pub use crate::output::outlet::Sink;
@@ -66,16 +65,16 @@ impl LogPipe {
     }
 
     /// A copy of the write end for the service's stdout.
-    pub fn writer_for_child(&self) -> io::Result<Stdio> {
+    pub fn writer_for_child(&self) -> io::Result<OwnedFd> {
         match &*self.write.borrow() {
-            Some(write) => Ok(Stdio::from(write.try_clone()?)),
+            Some(write) => write.try_clone(),
             None => Err(io::Error::other("the log pipe is closed (shutting down)")),
         }
     }
 
     /// A copy of the read end for the logger's stdin.
-    pub fn reader_for_child(&self) -> io::Result<Stdio> {
-        Ok(Stdio::from(self.read.try_clone()?))
+    pub fn reader_for_child(&self) -> io::Result<OwnedFd> {
+        self.read.try_clone()
     }
 
     /// Closes pidvisor's write end for good.
@@ -116,7 +115,7 @@ impl LineRelay {
         })
     }
 
-    pub fn writer_for_child(&self) -> io::Result<Stdio> {
+    pub fn writer_for_child(&self) -> io::Result<OwnedFd> {
         self.pipe.writer_for_child()
     }
 

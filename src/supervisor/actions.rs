@@ -6,7 +6,6 @@
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::Stdio;
 use std::time::Instant;
 
 use nix::sys::epoll::{EpollEvent, EpollFlags};
@@ -16,12 +15,19 @@ use super::checks::Purpose;
 use super::state::{NOTIFY, PROBE_INTERVAL, Stage, Supervisor, TCP, setup_error, token};
 use crate::init::reaper::Exit;
 use crate::init::signals::ChildSignalReset;
-use crate::init::spawn::{Setup, SpawnError};
+use crate::init::spawn::{ChildIo, Setup, SpawnError};
 use crate::init::{signals, spawn};
 use crate::output::events::Event;
 use crate::services::probe::{NotifyPipe, TcpProbe};
 use crate::services::service::{Action, State};
 use crate::services::spec::{Check, Readiness, ServiceSpec};
+
+/// A service's `run`, forked, whose `exec` is not confirmed yet, with the notification
+/// pipe that becomes the slot's once it is.
+pub(super) struct StartingRun {
+    child: spawn::Starting,
+    notify: Option<NotifyPipe>,
+}
 
 impl Supervisor {
     pub(super) fn apply(&mut self, index: usize, actions: Vec<Action>, now: Instant) {
@@ -37,30 +43,8 @@ impl Supervisor {
                     self.slots[index].service.wanted = false;
                 }
                 Action::Spawn => {
-                    let follow_up = match self.spawn_service(index) {
-                        Ok(pid) => {
-                            info!("{}: started (pid {pid})", self.slots[index].service.name());
-                            self.slots[index].runs += 1;
-                            self.slots[index].oom_baseline = crate::init::oom::oom_kills();
-                            self.emit(Event::Started {
-                                service: self.slots[index].service.name().to_owned(),
-                                pid,
-                            });
-                            self.slots[index].service.on_spawned(pid, now)
-                        }
-                        Err(err) => {
-                            error!("{}: {}", self.slots[index].service.name(), err.message);
-                            self.emit(Event::SpawnFailed {
-                                service: self.slots[index].service.name().to_owned(),
-                                code: err.exit_code,
-                                message: err.message.clone(),
-                            });
-                            self.slots[index]
-                                .service
-                                .on_spawn_failed(err.exit_code, now)
-                        }
-                    };
-                    self.apply(index, follow_up, now);
+                    let started = self.start_service(index);
+                    self.spawned(index, started, now);
                 }
                 Action::Signal { pgid, signo } => {
                     let _ = signals::send(-pgid, signo);
@@ -74,6 +58,7 @@ impl Supervisor {
                     let _ = signals::send(-pgid, libc::SIGKILL);
                     if let Some(group) = &self.slots[index].cgroup {
                         group.kill_all();
+                        self.slots[index].cgroup_killed = true;
                     }
                 }
                 Action::RunFinish { exit } => {
@@ -89,14 +74,56 @@ impl Supervisor {
         }
     }
 
-    fn spawn_service(&mut self, index: usize) -> Result<i32, spawn::SpawnError> {
+    /// Waits for the `exec` of service `index`'s `run`, reports the outcome and applies
+    /// what follows.
+    pub(super) fn spawned(
+        &mut self,
+        index: usize,
+        started: Result<StartingRun, SpawnError>,
+        now: Instant,
+    ) {
+        let result = started.and_then(|run| {
+            let pid = run.child.wait()?;
+            self.slots[index].notify = run.notify;
+            Ok(pid)
+        });
+        let follow_up = match result {
+            Ok(pid) => {
+                info!("{}: started (pid {pid})", self.slots[index].service.name());
+                self.slots[index].runs += 1;
+                self.slots[index].oom_baseline = crate::init::oom::oom_kills();
+                self.emit(Event::Started {
+                    service: self.slots[index].service.name().to_owned(),
+                    pid,
+                });
+                self.slots[index].service.on_spawned(pid, now)
+            }
+            Err(err) => {
+                error!("{}: {}", self.slots[index].service.name(), err.message);
+                self.emit(Event::SpawnFailed {
+                    service: self.slots[index].service.name().to_owned(),
+                    code: err.exit_code,
+                    message: err.message.clone(),
+                });
+                self.slots[index]
+                    .service
+                    .on_spawn_failed(err.exit_code, now)
+            }
+        };
+        self.apply(index, follow_up, now);
+    }
+
+    /// Forks service `index`'s `run` with its output, user and notification pipe,
+    /// without waiting for its `exec` (see [`StartingRun::wait`]).
+    pub(super) fn start_service(&mut self, index: usize) -> Result<StartingRun, SpawnError> {
         let slot = &mut self.slots[index];
         let spec = &slot.service.spec;
         let stdin = match &slot.from_service {
             Some(pipe) => pipe
                 .reader_for_child()
+                .map(ChildIo::Fd)
                 .map_err(|e| setup_error("the log pipe", e))?,
-            None => Stdio::null(),
+            None => ChildIo::Null,
         };
         let (stdout, stderr) = slot.output_for_child()?;
         let notify = match spec.ready {
@@ -118,21 +145,25 @@ impl Supervisor {
             extra_fd: notify.as_ref().map(|(fd, _, writer)| (*fd, writer)),
             take_terminal: false,
             cgroup: slot.cgroup.as_ref().map(|group| group.procs_file()),
+            cgroup_killed: slot.cgroup_killed,
         };
         let argv = [spec.run.clone().into_os_string()];
-        let pid = spawn::spawn(&argv, setup, self.signals.child_reset())?;
-        if let Some((_, reader, writer)) = notify {
+        let child = spawn::start(&argv, setup, self.signals.child_reset())?;
+        let notify = notify.and_then(|(_, reader, writer)| {
             drop::<OwnedFd>(writer);
             let registered = self.epoll.add(
                 reader.as_fd(),
                 EpollEvent::new(EpollFlags::EPOLLIN, token(index, NOTIFY)),
             );
             match registered {
-                Ok(()) => slot.notify = Some(reader),
-                Err(err) => warn!("{}: cannot watch its notification-fd: {err}", spec.name),
+                Ok(()) => Some(reader),
+                Err(err) => {
+                    warn!("{}: cannot watch its notification-fd: {err}", spec.name);
+                    None
+                }
             }
-        }
-        Ok(pid)
+        });
+        Ok(StartingRun { child, notify })
     }
 
     fn run_finish(&mut self, index: usize, exit: Exit, now: Instant) -> Vec<Action> {
@@ -230,9 +261,9 @@ pub(super) fn spawn_check_command(
         env: service_env(spec),
         credentials: spec.user.as_ref(),
         umask: spec.umask,
-        stdout: Some(Stdio::null()),
-        stderr: Some(Stdio::null()),
-        stdin: Some(Stdio::null()),
+        stdout: Some(ChildIo::Null),
+        stderr: Some(ChildIo::Null),
+        stdin: Some(ChildIo::Null),
         ..Setup::default()
     };
     spawn::spawn(&argv, setup, signals)

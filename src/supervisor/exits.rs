@@ -16,17 +16,28 @@ use crate::services::service::State;
 
 impl Supervisor {
     /// Reaps everything that has exited and routes each exit to its owner.
+    ///
+    /// The per-child path is only `waitpid` and a push onto a reused buffer: the owners
+    /// are looked up afterwards in a sorted list of the pids pidvisor started, made once
+    /// per round, so that thousands of orphans handed over at once cost no scan of the
+    /// services each, no allocation once the buffers have grown, and no formatting.
     pub(super) fn reap(&mut self, now: Instant) -> Remaining {
-        let mut known = Vec::new();
-        let mut orphans = 0u64;
-        let remaining = reaper::reap_all(|pid, exit| {
-            if self.owns(pid) {
-                known.push((pid, exit));
-            } else {
-                orphans += 1;
+        let mut reaped = std::mem::take(&mut self.reaped);
+        reaped.clear();
+        let remaining = reaper::reap_all(|pid, exit| reaped.push((pid, exit)));
+        let mut owned = std::mem::take(&mut self.owned_pids);
+        self.collect_owned(&mut owned);
+        let before = reaped.len();
+        reaped.retain(|&(pid, exit)| {
+            let known = owned.binary_search(&pid).is_ok();
+            if !known {
+                // Formats nothing unless debug logging is on.
                 debug!(pid, ?exit, "reaped orphan");
             }
+            known
         });
+        self.owned_pids = owned;
+        let orphans = (before - reaped.len()) as u64;
         self.orphans_reaped += orphans;
         if orphans > 0 {
             self.emit(Event::OrphansReaped {
@@ -34,9 +45,10 @@ impl Supervisor {
                 total: self.orphans_reaped,
             });
         }
-        for (pid, exit) in known {
+        for &(pid, exit) in &reaped {
             self.on_child_exit(pid, exit, now);
         }
+        self.reaped = reaped;
         self.check_lingering_groups(now);
         match remaining {
             Ok(remaining) => remaining,
@@ -47,15 +59,26 @@ impl Supervisor {
         }
     }
 
-    fn owns(&self, pid: i32) -> bool {
-        self.main == Main::Running { pid }
-            || self.script_pid() == Some(pid)
-            || self.slots.iter().any(|slot| {
-                slot.service.pid() == Some(pid)
-                    || slot.service.finish_pid() == Some(pid)
-                    || slot.probe_pid == Some(pid)
-                    || slot.check_pid() == Some(pid)
-            })
+    /// Every pid pidvisor started and has not seen exit yet, sorted, into `owned`.
+    fn collect_owned(&self, owned: &mut Vec<i32>) {
+        owned.clear();
+        if let Main::Running { pid } = self.main {
+            owned.push(pid);
+        }
+        owned.extend(self.script_pid());
+        for slot in &self.slots {
+            owned.extend(
+                [
+                    slot.service.pid(),
+                    slot.service.finish_pid(),
+                    slot.probe_pid,
+                    slot.check_pid(),
+                ]
+                .into_iter()
+                .flatten(),
+            );
+        }
+        owned.sort_unstable();
     }
 
     fn script_pid(&self) -> Option<i32> {

@@ -1,6 +1,7 @@
 //! The main command (`pidvisor -- COMMAND`): started once every service wanted at boot is
 //! ready (or has stopped for good), in its own process group with the terminal; its exit
-//! starts the shutdown, and its exit code becomes pidvisor's.
+//! starts the shutdown, and its exit code becomes pidvisor's. When nothing was to wait for,
+//! set-up has started it (see `setup.rs`), and only a failure to is reported here.
 
 use std::time::Instant;
 
@@ -13,16 +14,12 @@ use crate::init::{signals, spawn};
 
 impl Supervisor {
     pub(super) fn start_main(&mut self, now: Instant) {
-        let setup = Setup {
-            take_terminal: true,
-            ..Setup::default()
+        let started = match self.early_main_failure.take() {
+            Some(err) => Err(err),
+            None => spawn::spawn(&self.command, main_setup(), self.signals.child_reset()),
         };
-        match spawn::spawn(&self.command, setup, self.signals.child_reset()) {
-            Ok(pid) => {
-                debug!(pid, "started main command");
-                self.main = Main::Running { pid };
-                self.main_oom_baseline = crate::init::oom::oom_kills();
-            }
+        match started {
+            Ok(pid) => self.main_started(pid),
             Err(err) => {
                 error!("{}", err.message);
                 self.main = Main::NotStarted {
@@ -31,6 +28,12 @@ impl Supervisor {
                 self.begin_shutdown(now);
             }
         }
+    }
+
+    pub(super) fn main_started(&mut self, pid: i32) {
+        debug!(pid, "started main command");
+        self.main = Main::Running { pid };
+        self.main_oom_baseline = crate::init::oom::oom_kills();
     }
 
     pub(super) fn on_main_exit(&mut self, exit: Exit, now: Instant) {
@@ -50,5 +53,13 @@ impl Supervisor {
             ),
         }
         self.begin_shutdown(now);
+    }
+}
+
+/// How the main command is started: in its own process group, with the terminal.
+pub(super) fn main_setup() -> Setup<'static> {
+    Setup {
+        take_terminal: true,
+        ..Setup::default()
     }
 }

@@ -1,7 +1,9 @@
 //! Setting up before the loop: becoming the reaper, raising the open-files limit, the
 //! epoll set, the control socket, the list of init scripts, and a slot for each service
 //! (and for its logger, supervised as a service of its own). A failure here is fatal: it is
-//! reported at once, before anything runs (see the error policy in `mod.rs`).
+//! reported at once, before anything runs (see the error policy in `mod.rs`). With no init
+//! script and no service, the main command is forked first of all of this, so that it
+//! execs while the rest is set up.
 
 use std::collections::HashMap;
 use std::io;
@@ -12,15 +14,16 @@ use std::rc::Rc;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use tracing::{debug, error, info, warn};
 
+use super::main_command::main_setup;
 use super::sd_notify::SdNotify;
 use super::state::{Main, Observed, SIGNALS, STDERR, STDOUT, Slot, Stage, Supervisor, token};
 use crate::cli::Options;
 use crate::control::server::ControlServer;
 use crate::init::cgroup::Cgroups;
-use crate::init::limits;
 use crate::init::notify::Notifier;
 use crate::init::signals::SignalQueue;
 use crate::init::sweep::Scope;
+use crate::init::{limits, spawn};
 use crate::output::events::{Clock, Event, EventLog};
 use crate::output::logs::{LineRelay, LogPipe, Scratch, Sink};
 use crate::output::outlet;
@@ -71,6 +74,21 @@ impl Supervisor {
         for path in &init.skipped {
             warn!("{} is not executable: skipped", path.display());
         }
+        let scanned = scan::scan(&options.services_dir);
+        // Nothing to wait for (no init script, no service): the main command starts now,
+        // before what it does not need (the events file, the control socket, the
+        // cgroups), which comes up while it execs. The s6 runtime folder comes first: a
+        // main command made for s6-overlay reads its environment there (`with-contenv`).
+        let nothing_to_wait_for = init.runnable.is_empty()
+            && scanned.services.is_empty()
+            && scanned.problems.is_empty()
+            && !options.command.is_empty();
+        let early_main = nothing_to_wait_for.then(|| {
+            if let Some(dir) = &options.s6_dir {
+                write_s6_runtime(scope, dir, &[]);
+            }
+            spawn::start(&options.command, main_setup(), signals.child_reset())
+        });
         let events = EventLog::new(Clock::new(), options.events_file.as_deref());
         // PID 1 never dies of its own accord: without a socket, it runs uncontrolled.
         let control = match ControlServer::bind(&options.socket, &epoll) {
@@ -105,6 +123,7 @@ impl Supervisor {
                 Main::Pending
             },
             main_oom_baseline: None,
+            early_main_failure: None,
             command: options.command.clone(),
             slots: Vec::new(),
             cgroups,
@@ -116,6 +135,8 @@ impl Supervisor {
             exit_code: None,
             scratch: Scratch::default(),
             orphans_reaped: 0,
+            reaped: Vec::new(),
+            owned_pids: Vec::new(),
             events,
             control,
             waiters: Vec::new(),
@@ -125,43 +146,38 @@ impl Supervisor {
             main_due: None,
             sd_notify: notify_host(options),
         };
-        supervisor.load_services(&options.services_dir, options.services_stop_timeout)?;
+        supervisor.load_services(scanned, options.services_stop_timeout)?;
         for note in &options.notes {
             warn!("{note}");
         }
-        if let Some(dir) = &options.s6_dir {
-            supervisor.write_s6_runtime(dir);
+        if let Some(dir) = &options.s6_dir
+            && !nothing_to_wait_for
+        {
+            let services: Vec<(&str, &std::path::Path)> = supervisor
+                .slots
+                .iter()
+                .filter(|slot| slot.from_service.is_none())
+                .map(|slot| (slot.service.name(), slot.service.spec.dir.as_path()))
+                .collect();
+            write_s6_runtime(supervisor.scope, dir, &services);
+        }
+        // Confirmed before the loop's first reaping, which would take its exit for an
+        // orphan's were it not known as the main command by then.
+        match early_main.map(|started| started.and_then(spawn::Starting::wait)) {
+            Some(Ok(pid)) => supervisor.main_started(pid),
+            Some(Err(err)) => supervisor.early_main_failure = Some(err),
+            None => {}
         }
         Ok(supervisor)
     }
 
-    /// s6-overlay's runtime folder, for the scripts of images made for it (see
-    /// [`crate::s6::runtime`]); loggers are found through their service's folder.
-    fn write_s6_runtime(&self, dir: &std::path::Path) {
-        let services: Vec<(&str, &std::path::Path)> = self
-            .slots
-            .iter()
-            .filter(|slot| slot.from_service.is_none())
-            .map(|slot| (slot.service.name(), slot.service.spec.dir.as_path()))
-            .collect();
-        for problem in runtime::write(dir, std::env::vars_os(), &services) {
-            // In a container, scripts count on it; elsewhere (a development shell, not
-            // root) it is of no use, and no news.
-            match self.scope {
-                Scope::Namespace => warn!("s6 compatibility: {problem}"),
-                Scope::DescendantsOf(_) => debug!("s6 compatibility: {problem}"),
-            }
-        }
-    }
-
-    /// Reads the services folder; every problem is logged and the service left out.
-    /// `stop_timeout` is for the services whose service.toml sets none.
+    /// Loads the services found in the services folder; every problem is logged and the
+    /// service left out. `stop_timeout` is for the services whose service.toml sets none.
     fn load_services(
         &mut self,
-        dir: &std::path::Path,
+        scanned: scan::ScanResult,
         stop_timeout: Option<std::time::Duration>,
     ) -> io::Result<()> {
-        let scanned = scan::scan(dir);
         for problem in &scanned.problems {
             error!("{problem}");
             self.emit(Event::ConfigProblem {
@@ -169,7 +185,8 @@ impl Supervisor {
             });
         }
         // Released once every service's pipes are made: what running them needs.
-        let reserve = limits::HeldDescriptors::hold(self.epoll.0.as_fd(), DESCRIPTOR_RESERVE);
+        let reserve = (!scanned.services.is_empty())
+            .then(|| limits::HeldDescriptors::hold(self.epoll.0.as_fd(), DESCRIPTOR_RESERVE));
         let mut left_out = Vec::new();
         for spec in scanned.services {
             let name = spec.name.clone();
@@ -259,6 +276,7 @@ impl Supervisor {
         });
         Ok(Slot {
             cgroup,
+            cgroup_killed: false,
             service: Service::new(spec),
             stdout,
             stderr,
@@ -366,6 +384,19 @@ fn service_cgroups(wanted: bool) -> Option<Cgroups> {
 
 /// PID 1 reaps by nature; anywhere else, registering as child subreaper makes orphans of
 /// our descendants come to us instead of to the host's init.
+/// s6-overlay's runtime folder, for the scripts of images made for it (see
+/// [`crate::s6::runtime`]); loggers are found through their service's folder.
+fn write_s6_runtime(scope: Scope, dir: &std::path::Path, services: &[(&str, &std::path::Path)]) {
+    for problem in runtime::write(dir, std::env::vars_os(), services) {
+        // In a container, scripts count on it; elsewhere (a development shell, not
+        // root) it is of no use, and no news.
+        match scope {
+            Scope::Namespace => warn!("s6 compatibility: {problem}"),
+            Scope::DescendantsOf(_) => debug!("s6 compatibility: {problem}"),
+        }
+    }
+}
+
 fn become_reaper() -> io::Result<Scope> {
     let pid = std::process::id() as i32;
     if pid == 1 {

@@ -9,7 +9,6 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ use crate::control::server::ControlServer;
 use crate::init::cgroup::{Cgroups, ServiceGroup};
 use crate::init::reaper::Exit;
 use crate::init::signals::{Rewrites, SignalQueue};
-use crate::init::spawn;
+use crate::init::spawn::{self, ChildIo};
 use crate::init::sweep::Scope;
 use crate::output::events::EventLog;
 use crate::output::logs::{LineRelay, LogPipe, Scratch};
@@ -128,6 +127,8 @@ pub(super) struct Slot {
     pub(super) restart_pending: bool,
     /// Its cgroup, where pidvisor could make one: it holds whatever its `run` started.
     pub(super) cgroup: Option<ServiceGroup>,
+    /// Its cgroup has been emptied with `cgroup.kill` (see [`spawn::Setup`]).
+    pub(super) cgroup_killed: bool,
 }
 
 impl Slot {
@@ -135,25 +136,25 @@ impl Slot {
     /// pipe or a prefixed relay, or pidvisor's own (`None`) with `log-prefix = false`.
     pub(super) fn output_for_child(
         &self,
-    ) -> Result<(Option<Stdio>, Option<Stdio>), spawn::SpawnError> {
+    ) -> Result<(Option<ChildIo>, Option<ChildIo>), spawn::SpawnError> {
         let stdout = match (&self.to_logger, &self.stdout) {
-            (Some(pipe), _) => Some(
+            (Some(pipe), _) => Some(ChildIo::Fd(
                 pipe.writer_for_child()
                     .map_err(|e| setup_error("the log pipe", e))?,
-            ),
-            (None, Some(relay)) => Some(
+            )),
+            (None, Some(relay)) => Some(ChildIo::Fd(
                 relay
                     .writer_for_child()
                     .map_err(|e| setup_error("stdout", e))?,
-            ),
+            )),
             (None, None) => None,
         };
         let stderr = match &self.stderr {
-            Some(relay) => Some(
+            Some(relay) => Some(ChildIo::Fd(
                 relay
                     .writer_for_child()
                     .map_err(|e| setup_error("stderr", e))?,
-            ),
+            )),
             None => None,
         };
         Ok((stdout, stderr))
@@ -177,6 +178,9 @@ pub struct Supervisor {
     pub(super) main: Main,
     /// The cgroup's OOM-kill count when the main command started.
     pub(super) main_oom_baseline: Option<u64>,
+    /// Why the main command, started during set-up when there was nothing to wait for,
+    /// could not run: reported when the loop would have started it (see `start_main`).
+    pub(super) early_main_failure: Option<spawn::SpawnError>,
     pub(super) command: Vec<OsString>,
     pub(super) slots: Vec<Slot>,
     /// The folder of the services' cgroups (removed, with them, when dropped).
@@ -188,6 +192,9 @@ pub struct Supervisor {
     pub(super) exit_code: Option<i32>,
     pub(super) scratch: Scratch,
     pub(super) orphans_reaped: u64,
+    /// Reused by each round of reaping: the exits, and the pids pidvisor started.
+    pub(super) reaped: Vec<(i32, crate::init::reaper::Exit)>,
+    pub(super) owned_pids: Vec<i32>,
     pub(super) events: EventLog,
     /// The control socket; `None` if it could not be created.
     pub(super) control: Option<ControlServer>,

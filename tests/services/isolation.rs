@@ -138,3 +138,54 @@ fn more_services_than_the_soft_open_files_limit_allows_all_start_and_keep_that_l
     run.assert_code(0);
     assert_eq!(log_count(&run.stderr, ": started (pid"), 100, "{run}");
 }
+
+/// Services start side by side (every `run` of a boot slice is forked before the first
+/// `exec` is waited for): a `run` that cannot be exec'd among them is still reported as
+/// it would be alone (the message, a `spawn_failed` event, no `started` one, and its
+/// child never counted as an orphan), and every other service of the slice starts.
+#[test]
+fn an_exec_failure_among_services_started_together_is_reported_as_alone() {
+    let layout = Layout::new("exec-failure-in-slice");
+    let dir = layout.path("services.d");
+    let never = "restart = \"never\"\n";
+    for name in ["a", "b", "d", "e"] {
+        layout.service(name, "exec sleep 1000");
+    }
+    layout.write("c", "run", "#!/nonexistent/interpreter\n", 0o755);
+    layout.write("c", "service.toml", never, 0o644);
+    let events_file = layout.path("events.json");
+    let mut pidvisor = layout.launch(&["--events-file", &events_file]).start();
+    pidvisor.wait_until("every service has started or failed", |p| {
+        let log = p.stderr_so_far();
+        ["a", "b", "d", "e"]
+            .iter()
+            .all(|name| log.contains(&format!("{name}: started (pid ")))
+            && log.contains("c: cannot run")
+    });
+    let run = pidvisor.shut_down();
+    assert!(
+        run.stderr.contains(&format!(
+            "c: cannot run '{dir}/c/run': its interpreter /nonexistent/interpreter \
+             (the #! line) does not exist"
+        )),
+        "{run}"
+    );
+    let events = std::fs::read_to_string(&events_file).expect("events");
+    let of_c: Vec<&str> = events
+        .lines()
+        .filter(|line| line.contains("\"service\":\"c\""))
+        .collect();
+    assert!(
+        of_c.iter().any(
+            |line| line.contains("\"event\":\"spawn_failed\"") && line.contains("\"code\":127")
+        ),
+        "{events}"
+    );
+    assert!(
+        !of_c
+            .iter()
+            .any(|line| line.contains("\"event\":\"started\"")),
+        "{events}"
+    );
+    assert!(!events.contains("orphans_reaped"), "{events}");
+}

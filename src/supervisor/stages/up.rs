@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::services::service::State;
+use crate::services::service::{Action, State};
 use crate::supervisor::state::{Stage, Supervisor};
 
 /// The most services started in one pass of the loop: a boot of a thousand services takes
@@ -49,9 +49,21 @@ impl Supervisor {
             .filter(|&index| self.due_to_start(index))
             .take(START_SLICE)
             .collect();
+        // Every `run` of the slice is forked before the first `exec` is waited for, so that
+        // the `exec`s run side by side; the outcomes are then reported in order, as if
+        // each had been started alone.
+        let mut starting = Vec::new();
         for index in due {
             let actions = self.slots[index].service.start();
-            self.apply(index, actions, now);
+            if actions == [Action::Spawn] {
+                self.observe(index, now);
+                starting.push((index, self.start_service(index)));
+            } else {
+                self.apply(index, actions, now);
+            }
+        }
+        for (index, started) in starting {
+            self.spawned(index, started, now);
         }
     }
 
