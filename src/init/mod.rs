@@ -5,7 +5,8 @@
 //! ([`spawn`], [`pipe`]), reaping every exit, orphans included ([`reaper`]), signalling
 //! every process left at the end ([`sweep`]), the open-files limit ([`limits`]), a
 //! cgroup per service where the kernel allows one ([`cgroup`]), the cgroup's OOM-kill
-//! count ([`oom`]), and sd_notify datagrams to the host ([`notify`]).
+//! count ([`oom`]), sd_notify datagrams to the host ([`notify`]), and giving back the
+//! binary's pages that start-up used ([`resident`]).
 //!
 //! These are tools: nothing here decides when to use them; the supervisor does. This is
 //! the bottom layer: it uses only the standard library, `libc` and `nix`.
@@ -16,6 +17,7 @@ pub mod notify;
 pub mod oom;
 pub mod pipe;
 pub mod reaper;
+pub mod resident;
 pub mod shebang;
 pub mod signals;
 pub mod spawn;

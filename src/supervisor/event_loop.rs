@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::epoll::{EpollEvent, EpollTimeout};
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use super::output;
 use super::state::{
@@ -16,10 +16,16 @@ use super::state::{
 use crate::control::server;
 use crate::duration::deadline_after;
 use crate::init::reaper::Remaining;
+use crate::init::resident;
 use crate::init::signals;
 use crate::output::events::Event;
 use crate::services::probe::{Notification, NotifyPipe};
 use crate::services::service::State;
+
+/// How long the loop must have had nothing to do, the first time, for start-up to count
+/// as over. Short, so that a container is lean soon after it starts, and a one-off: the
+/// only wake-up that idleness costs, once in a container's life.
+const SETTLED_MS: u16 = 100;
 
 impl Supervisor {
     /// Runs the container's life and returns its exit code.
@@ -45,7 +51,16 @@ impl Supervisor {
             }
             self.sync_output();
             let timeout = self.timeout(now);
+            // The first time there is nothing to wait for, wait SETTLED_MS first: if that
+            // passes quietly too, start-up is over (see `release_startup_pages`).
+            let settling = timeout == EpollTimeout::NONE && !self.startup_pages_released;
+            let timeout = if settling {
+                EpollTimeout::from(SETTLED_MS)
+            } else {
+                timeout
+            };
             match self.epoll.wait(&mut events, timeout) {
+                Ok(0) if settling => self.release_startup_pages(),
                 Ok(ready) => {
                     for event in &events[..ready] {
                         if server::owns_token(event.data()) {
@@ -62,6 +77,18 @@ impl Supervisor {
             }
             self.on_deadlines(Instant::now());
         }
+    }
+
+    /// Once, after start-up: unmaps the binary's read-only pages, nearly all of them
+    /// resident by then and most of them start-up code that will not run again. The
+    /// loop's own pages come back from the page cache as it next runs.
+    fn release_startup_pages(&mut self) {
+        self.startup_pages_released = true;
+        let released = resident::release_read_only_pages();
+        debug!(
+            "start-up over: {} KiB of the binary unmapped",
+            released / 1024
+        );
     }
 
     fn final_exit_code(&self) -> i32 {

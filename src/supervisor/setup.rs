@@ -145,6 +145,7 @@ impl Supervisor {
             main_wait: options.main_wait,
             main_due: None,
             sd_notify: notify_host(options),
+            startup_pages_released: false,
         };
         supervisor.load_services(scanned, options.services_stop_timeout)?;
         for note in &options.notes {

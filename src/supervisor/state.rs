@@ -210,6 +210,9 @@ pub struct Supervisor {
     pub(super) main_due: Option<Instant>,
     /// `NOTIFY_SOCKET`: what the host has been told.
     pub(super) sd_notify: Option<SdNotify>,
+    /// Whether start-up's pages of the binary have been given back (see
+    /// [`crate::init::resident`]): once, when the loop has first had nothing to do.
+    pub(super) startup_pages_released: bool,
 }
 
 /// What was last reported about a service.
