@@ -231,7 +231,8 @@ signal, wait, shutdown, events; 'pidvisorctl health' and 'ping' answer health ch
 
 s6-overlay v2 images: run as with-contenv, s6-svc, s6-svstat, s6-svwait, s6-svscanctl,
 s6-setuidgid or s6-envuidgid (pidvisor --install-links /usr/bin), it is that s6 command; it writes
-/var/run/s6/container_environment and /var/run/s6/services/NAME [PIDVISOR_S6_COMPAT=0: not]
+/var/run/s6/container_environment and /var/run/s6/services/NAME [PIDVISOR_S6_COMPAT=0: not;
+with no service and no init script: only where with-contenv is installed]
 and honours the S6_* variables whose PIDVISOR_* one is unset. See the README.
 
 Exit code: CMD's exit code; 128+N if CMD died of signal N; 127 if CMD was not found;

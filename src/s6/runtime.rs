@@ -56,6 +56,18 @@ pub fn write(
     problems
 }
 
+/// Whether `with-contenv` is installed (`--install-links` made it) in a folder of `path`
+/// (the PATH variable) or in `/command` (s6-overlay v3's place for it). With no service
+/// and no init script, it is the only reader the runtime folder could have, and writing
+/// the folder (a file per variable of the environment, after removing the last run's)
+/// is most of what pidvisor does before it can start the main command.
+pub fn with_contenv_installed(path: Option<&std::ffi::OsStr>) -> bool {
+    let folders = path.map(std::env::split_paths).into_iter().flatten();
+    folders
+        .chain([PathBuf::from("/command")])
+        .any(|folder| folder.join("with-contenv").exists())
+}
+
 /// A fresh envdir: what an earlier run left is removed first.
 fn write_environment(
     dir: &Path,
@@ -106,6 +118,22 @@ mod tests {
     use crate::s6::contenv::read_env_dir;
     use crate::services::test_dir::TempDir;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn with_contenv_is_found_in_a_folder_of_path_only_once_installed() {
+        let dir = TempDir::new("with-contenv");
+        let bin = dir.path().join("bin");
+        fs::create_dir(&bin).unwrap();
+        let path = std::env::join_paths(["/nonexistent", bin.to_str().unwrap()]).unwrap();
+        assert!(!with_contenv_installed(Some(&path)));
+        symlink("/nonexistent/init", bin.join("with-contenv")).unwrap();
+        // A dangling link is not an installed program: `exists` follows it.
+        assert!(!with_contenv_installed(Some(&path)));
+        fs::write(bin.join("target"), b"").unwrap();
+        fs::remove_file(bin.join("with-contenv")).unwrap();
+        symlink(bin.join("target"), bin.join("with-contenv")).unwrap();
+        assert!(with_contenv_installed(Some(&path)));
+    }
 
     #[test]
     fn the_environment_round_trips_through_the_envdir() {

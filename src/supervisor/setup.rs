@@ -77,14 +77,17 @@ impl Supervisor {
         let scanned = scan::scan(&options.services_dir);
         // Nothing to wait for (no init script, no service): the main command starts now,
         // before what it does not need (the events file, the control socket, the
-        // cgroups), which comes up while it execs. The s6 runtime folder comes first: a
-        // main command made for s6-overlay reads its environment there (`with-contenv`).
+        // cgroups), which comes up while it execs. The s6 runtime folder comes first
+        // where `with-contenv` is installed, the one program that could read it then: a
+        // main command made for s6-overlay reads its environment there.
         let nothing_to_wait_for = init.runnable.is_empty()
             && scanned.services.is_empty()
             && scanned.problems.is_empty()
             && !options.command.is_empty();
         let early_main = nothing_to_wait_for.then(|| {
-            if let Some(dir) = &options.s6_dir {
+            if let Some(dir) = &options.s6_dir
+                && runtime::with_contenv_installed(std::env::var_os("PATH").as_deref())
+            {
                 write_s6_runtime(scope, dir, &[]);
             }
             spawn::start(&options.command, main_setup(), signals.child_reset())
@@ -104,7 +107,14 @@ impl Supervisor {
                 None
             }
         };
-        let cgroups = service_cgroups(options.cgroups);
+        // Without a service there is nothing to put in one (the main command stays in
+        // pidvisor's own): no folder to make at the start and to remove at the end, where
+        // removing a cgroup waits for the kernel (an RCU grace period, ~1 ms).
+        let cgroups = if scanned.services.is_empty() {
+            None
+        } else {
+            service_cgroups(options.cgroups)
+        };
         let mut supervisor = Supervisor {
             signals,
             epoll,
@@ -383,8 +393,6 @@ fn service_cgroups(wanted: bool) -> Option<Cgroups> {
     }
 }
 
-/// PID 1 reaps by nature; anywhere else, registering as child subreaper makes orphans of
-/// our descendants come to us instead of to the host's init.
 /// s6-overlay's runtime folder, for the scripts of images made for it (see
 /// [`crate::s6::runtime`]); loggers are found through their service's folder.
 fn write_s6_runtime(scope: Scope, dir: &std::path::Path, services: &[(&str, &std::path::Path)]) {
@@ -398,6 +406,8 @@ fn write_s6_runtime(scope: Scope, dir: &std::path::Path, services: &[(&str, &std
     }
 }
 
+/// PID 1 reaps by nature; anywhere else, registering as child subreaper makes orphans of
+/// our descendants come to us instead of to the host's init.
 fn become_reaper() -> io::Result<Scope> {
     let pid = std::process::id() as i32;
     if pid == 1 {
