@@ -108,8 +108,7 @@ impl Supervisor {
             }
         };
         // Without a service there is nothing to put in one (the main command stays in
-        // pidvisor's own): no folder to make at the start and to remove at the end, where
-        // removing a cgroup waits for the kernel (an RCU grace period, ~1 ms).
+        // pidvisor's own): no folder to make at the start and to remove at the end.
         let cgroups = if scanned.services.is_empty() {
             None
         } else {
