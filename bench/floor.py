@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""bench/floor.py -- how far "N services all running" is from what fork and exec alone take.
+
+One command (as root, after `cargo build --release`):   python3 bench/floor.py [N] [REPS]
+
+Times, interleaved, from the spawn of `unshare --pid --fork --mount-proc` until the N-th
+service has reported its start on a FIFO (bench/svc.c, the service of bench.py):
+  launch          bench/launch.c as PID 1: N bare fork+exec, nothing else (the floor)
+  pidvisor        pidvisor as PID 1 on a services folder of N such services
+  pidvisor-nocg   the same with --no-cgroups
+PIDVISOR=/path measures another build. Medians of REPS runs (default 5).
+"""
+import os
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def default_pidvisor():
+    target = subprocess.run([os.path.join(ROOT, "scripts/static-target")], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    return os.path.join(ROOT, "target", target, "release/pidvisor")
+
+
+def measure(tmp, argv, n):
+    """ms from spawning the namespace to the n-th start report."""
+    fifo = os.path.join(tmp, "fifo")
+    if os.path.exists(fifo):
+        os.unlink(fifo)
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    keep = os.open(fifo, os.O_WRONLY)  # no EOF while services come and go
+    env = dict(os.environ, BENCH_FIFO=fifo)
+    t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+                            + argv, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    data = b""
+    deadline = time.monotonic() + 60
+    while data.count(b"\n") < n and time.monotonic() < deadline:
+        select.select([reader], [], [], 1)
+        try:
+            data += os.read(reader, 1 << 16)
+        except BlockingIOError:
+            pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    os.close(reader)
+    os.close(keep)
+    lines = data.split(b"\n")[:n]
+    if len(lines) < n or not all(lines):
+        return None
+    return (max(int(line.split()[1]) for line in lines) - t0) / 1e6
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("floor.py: run as root (PID namespaces)")
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    pidvisor = os.environ.get("PIDVISOR") or default_pidvisor()
+    tmp = tempfile.mkdtemp(prefix="pidvisor-floor-")
+    try:
+        svc = os.path.join(tmp, "run")
+        launch = os.path.join(tmp, "launch")
+        subprocess.run(["cc", "-O2", "-static", "-o", svc, os.path.join(HERE, "svc.c")],
+                       check=True)
+        subprocess.run(["cc", "-O2", "-static", "-o", launch,
+                        os.path.join(HERE, "launch.c")], check=True)
+        services = os.path.join(tmp, "services.d")
+        empty = os.path.join(tmp, "empty")
+        os.mkdir(empty)
+        for i in range(n):
+            folder = os.path.join(services, f"s{i:04d}")
+            os.makedirs(folder)
+            os.link(svc, os.path.join(folder, "run"))
+        common = ["--services-dir", services, "--init-dir", empty, "--finish-dir", empty,
+                  "--socket", os.path.join(tmp, "control.sock")]
+        variants = {
+            "launch": [launch, str(n), svc],
+            "pidvisor": [pidvisor] + common,
+            "pidvisor-nocg": [pidvisor, "--no-cgroups"] + common,
+        }
+        times = {name: [] for name in variants}
+        for rep in range(reps):
+            for name, argv in variants.items():
+                times[name].append(measure(tmp, argv, n))
+        print(f"{n} services all running, ms (median of {reps}; {pidvisor}):")
+        for name, values in times.items():
+            good = [v for v in values if v is not None]
+            median = f"{statistics.median(good):.1f}" if good else "-"
+            print(f"  {name:14s} {median:>8s}   {' '.join(f'{v:.1f}' for v in good)}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
