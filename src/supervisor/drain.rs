@@ -24,7 +24,7 @@ pub(super) struct Drain {
 impl Supervisor {
     /// The first shutdown signal with a delay: starts draining. False when there is no
     /// delay (the signal shuts down at once).
-    pub(super) fn begin_drain(&mut self, signo: i32, now: Instant) -> bool {
+    pub(super) fn begin_drain(&mut self, signo: i32) -> bool {
         if self.shutdown_delay == Duration::ZERO {
             return false;
         }
@@ -33,14 +33,20 @@ impl Supervisor {
             signals::name(signo),
             self.shutdown_delay
         );
+        // The event is stamped with the very instant the deadline counts from (taken after
+        // the log line, so after every event before it), so that the two agree exactly.
+        let start = Instant::now();
         self.drain = Some(Drain {
-            until: deadline_after(now, self.shutdown_delay),
+            until: deadline_after(start, self.shutdown_delay),
             signo,
         });
-        self.emit(Event::Draining {
-            signal: signals::name(signo),
-            delay: events::seconds(self.shutdown_delay),
-        });
+        self.emit_at(
+            Event::Draining {
+                signal: signals::name(signo),
+                delay: events::seconds(self.shutdown_delay),
+            },
+            start,
+        );
         true
     }
 

@@ -20,10 +20,16 @@ use crate::services::service::State;
 impl Supervisor {
     /// Records an event and sends it to every follower.
     pub(super) fn emit(&mut self, event: Event) {
-        let now = Instant::now();
-        let line = self.events.record(now, &event);
+        self.emit_at(event, Instant::now());
+    }
+
+    /// Records `event` as having happened at `at`, an instant taken after every event
+    /// recorded before it: for an event that starts a measured span (a drain), so that
+    /// the span's end is timed from the same instant.
+    pub(super) fn emit_at(&mut self, event: Event, at: Instant) {
+        let line = self.events.record(at, &event);
         if let Some(control) = &mut self.control {
-            control.broadcast(&self.epoll, line, now);
+            control.broadcast(&self.epoll, line, at);
         }
     }
 

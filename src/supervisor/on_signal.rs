@@ -54,7 +54,7 @@ impl Supervisor {
         }
         if signals::is_shutdown_request(signo)
             && matches!(self.stage, Stage::Up)
-            && self.begin_drain(signo, now)
+            && self.begin_drain(signo)
         {
             return;
         }
