@@ -183,7 +183,10 @@ pub fn start(
         no_new_privileges: setup.credentials.is_some_and(|c| c.no_new_privileges),
         signals,
     };
-    let (report, report_writer) = report_pipe().map_err(failed)?;
+    let crate::init::pipe::Pipe {
+        read: report,
+        write: report_writer,
+    } = crate::init::pipe::Pipe::new().map_err(failed)?;
     let born_in = setup.cgroup.filter(|_| !setup.cgroup_killed);
     // SAFETY: the child runs only `child::run`, which makes async-signal-safe calls on
     // memory prepared above and never returns.
@@ -306,12 +309,6 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
         .map(|s| s.as_ptr())
         .chain([std::ptr::null()])
         .collect()
-}
-
-/// The report pipe: (read end, write end), both close-on-exec.
-fn report_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let crate::init::pipe::Pipe { read, write } = crate::init::pipe::Pipe::new()?;
-    Ok((read, write))
 }
 
 fn open_null() -> io::Result<OwnedFd> {

@@ -114,7 +114,7 @@ impl Supervisor {
     }
 
     /// Forks service `index`'s `run` with its output, user and notification pipe,
-    /// without waiting for its `exec` (see [`StartingRun::wait`]).
+    /// without waiting for its `exec` (which [`Supervisor::spawned`] then waits for).
     pub(super) fn start_service(&mut self, index: usize) -> Result<StartingRun, SpawnError> {
         let slot = &mut self.slots[index];
         let spec = &slot.service.spec;

@@ -19,24 +19,27 @@ impl Supervisor {
     ///
     /// The per-child path is only `waitpid` and a push onto a reused buffer: the owners
     /// are looked up afterwards in a sorted list of the pids pidvisor started, made once
-    /// per round, so that thousands of orphans handed over at once cost no scan of the
-    /// services each, no allocation once the buffers have grown, and no formatting.
+    /// per round that reaped anything, so that thousands of orphans handed over at once
+    /// cost no scan of the services each, no allocation once the buffers have grown, and
+    /// no formatting.
     pub(super) fn reap(&mut self, now: Instant) -> Remaining {
         let mut reaped = std::mem::take(&mut self.reaped);
         reaped.clear();
         let remaining = reaper::reap_all(|pid, exit| reaped.push((pid, exit)));
-        let mut owned = std::mem::take(&mut self.owned_pids);
-        self.collect_owned(&mut owned);
         let before = reaped.len();
-        reaped.retain(|&(pid, exit)| {
-            let known = owned.binary_search(&pid).is_ok();
-            if !known {
-                // Formats nothing unless debug logging is on.
-                debug!(pid, ?exit, "reaped orphan");
-            }
-            known
-        });
-        self.owned_pids = owned;
+        if before > 0 {
+            let mut owned = std::mem::take(&mut self.owned_pids);
+            self.collect_owned(&mut owned);
+            reaped.retain(|&(pid, exit)| {
+                let known = owned.binary_search(&pid).is_ok();
+                if !known {
+                    // Formats nothing unless debug logging is on.
+                    debug!(pid, ?exit, "reaped orphan");
+                }
+                known
+            });
+            self.owned_pids = owned;
+        }
         let orphans = (before - reaped.len()) as u64;
         self.orphans_reaped += orphans;
         if orphans > 0 {

@@ -309,19 +309,10 @@ fn a_lone_main_command_under_with_contenv_finds_the_container_environment() {
     // No service, no init script: the main command starts at once, and with-contenv is
     // installed (bin/ is on the PATH), so the folder is written before it starts.
     let image = Image::new("s6-lone-main");
-    let run = image
-        .launch(
-            &[("GREETING", "hello")],
-            &[
-                "--",
-                "with-contenv",
-                "sh",
-                "-c",
-                "printf '%s' \"$GREETING\"",
-            ],
-        )
-        .start()
-        .finish(crate::harness::PATIENCE);
+    let run = image.run_main_alone(
+        &[("GREETING", "hello")],
+        &["with-contenv", "sh", "-c", "printf '%s' \"$GREETING\""],
+    );
     run.assert_code(0);
     assert_eq!(run.stdout, "hello", "{run}");
 }
@@ -331,18 +322,14 @@ fn a_lone_main_command_without_with_contenv_gets_no_runtime_folder() {
     // Nothing could read the folder: no service, no init script, no with-contenv on the
     // PATH. The main command checks that it was not written.
     let image = Image::new("s6-lone-main-plain");
-    let run = image
-        .launch(
-            &[("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")],
-            &[
-                "--",
-                "sh",
-                "-c",
-                "test ! -e \"$PIDVISOR_S6_DIR/container_environment\"",
-            ],
-        )
-        .start()
-        .finish(crate::harness::PATIENCE);
+    let run = image.run_main_alone(
+        &[("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")],
+        &[
+            "sh",
+            "-c",
+            "test ! -e \"$PIDVISOR_S6_DIR/container_environment\"",
+        ],
+    );
     run.assert_code(0);
     assert!(!std::path::Path::new(&image.s6("container_environment")).exists());
 }

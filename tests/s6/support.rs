@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
-use crate::harness::{Launch, PIDVISOR, Pidvisor, TempDir};
+use crate::harness::{Launch, PATIENCE, PIDVISOR, Pidvisor, Run, TempDir};
 
 /// A test image: a temp dir with `bin/` holding pidvisor's links.
 pub struct Image {
@@ -75,6 +75,13 @@ impl Image {
             launch = launch.env(name, value);
         }
         launch
+    }
+
+    /// pidvisor with `command` as its only work (no service, no init script), run to its end.
+    pub fn run_main_alone(&self, env: &[(&str, &str)], command: &[&str]) -> Run {
+        let mut args = vec!["--"];
+        args.extend_from_slice(command);
+        self.launch(env, &args).start().finish(PATIENCE)
     }
 
     pub fn start(&self, env: &[(&str, &str)], args: &[&str]) -> Pidvisor {
