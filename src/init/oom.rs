@@ -6,17 +6,39 @@
 //! `/proc/self/cgroup` names, looked up under `/sys/fs/cgroup`, or the mount's root when
 //! that path is not there (a container that sees only its own cgroup). Read-only access is
 //! all it needs; where nothing can be read the answer is `None`, and nothing is claimed.
-//! Read on demand (at a spawn, at a SIGKILL exit), never polled.
+//!
+//! The file is found and opened once, at start-up ([`OomCounter::open`]): a container's
+//! PID 1 stays in the cgroup its runtime started it in. Each count is then one `pread` at
+//! offset 0, which makes the kernel write the file anew (it used to be two opens and a
+//! dozen reads). It is read on demand (at a start, at a SIGKILL exit), never polled.
 
-use std::fs;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// The count now, if the cgroup's file can be read.
-pub fn oom_kills() -> Option<u64> {
-    let cgroups = fs::read_to_string("/proc/self/cgroup").ok()?;
-    candidates(Path::new("/sys/fs/cgroup"), &cgroups)
-        .iter()
-        .find_map(|file| read_count(file))
+/// The open file that holds the count, if one could be read.
+pub struct OomCounter {
+    file: Option<File>,
+}
+
+impl OomCounter {
+    /// Finds the first of the cgroup's files that holds a count, and keeps it open.
+    pub fn open() -> OomCounter {
+        let file = fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|cgroups| {
+                candidates(Path::new("/sys/fs/cgroup"), &cgroups)
+                    .iter()
+                    .filter_map(|path| File::open(path).ok())
+                    .find(|file| read_count(file).is_some())
+            });
+        OomCounter { file }
+    }
+
+    /// The count now, if the file can be read.
+    pub fn count(&self) -> Option<u64> {
+        self.file.as_ref().and_then(read_count)
+    }
 }
 
 /// The files that may hold the count, best first, from `/proc/self/cgroup`'s lines
@@ -44,9 +66,12 @@ fn candidates(root: &Path, cgroups: &str) -> Vec<PathBuf> {
     files
 }
 
-/// `oom_kill N` from one of those files.
-fn read_count(file: &Path) -> Option<u64> {
-    let text = fs::read_to_string(file).ok()?;
+/// `oom_kill N` from one of those files, read whole from its start. Both are a few lines
+/// long (about 100 bytes), well within the buffer.
+fn read_count(file: &File) -> Option<u64> {
+    let mut buffer = [0u8; 1024];
+    let len = file.read_at(&mut buffer, 0).ok()?;
+    let text = std::str::from_utf8(&buffer[..len]).ok()?;
     text.lines()
         .find_map(|line| line.strip_prefix("oom_kill "))
         .and_then(|n| n.trim().parse().ok())
@@ -91,17 +116,16 @@ mod tests {
             "low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\noom_group_kill 0\n",
         )
         .expect("write");
-        assert_eq!(read_count(&events), Some(2));
+        let open = |path: &Path| File::open(path).expect("open");
+        assert_eq!(read_count(&open(&events)), Some(2));
         let control = dir.join("memory.oom_control");
         fs::write(&control, "oom_kill_disable 0\nunder_oom 0\noom_kill 7\n").expect("write");
-        assert_eq!(read_count(&control), Some(7));
+        let kept = open(&control);
+        assert_eq!(read_count(&kept), Some(7));
+        fs::write(&control, "oom_kill_disable 0\nunder_oom 0\noom_kill 8\n").expect("write");
+        assert_eq!(read_count(&kept), Some(8), "read again from the start");
         fs::write(&control, "oom_kill_disable 0\n").expect("write");
-        assert_eq!(
-            read_count(&control),
-            None,
-            "an old kernel without the count"
-        );
-        assert_eq!(read_count(&dir.join("missing")), None);
+        assert_eq!(read_count(&kept), None, "an old kernel without the count");
         fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -19,18 +19,20 @@
 //! halves for a single child. The readiness descriptor's number is taken in pidvisor
 //! during the spawn, so that nothing the spawn opens can land on it (see `occupy`).
 
-use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::init::shebang;
 use crate::init::signals::ChildSignalReset;
 
 mod child;
+mod environment;
 mod fork;
+
+pub use environment::Inherited;
 
 /// A resolved user: ids, not names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +64,9 @@ pub struct Setup<'a> {
     pub cwd: Option<&'a Path>,
     /// Added to the inherited environment.
     pub env: Vec<(&'a str, &'a str)>,
+    /// The inherited environment, read once (see [`Inherited`]); `None`: read it now, if
+    /// variables are added.
+    pub inherited: Option<&'a Inherited>,
     pub credentials: Option<&'a Credentials>,
     pub umask: Option<u32>,
     /// `None`: pidvisor's own.
@@ -129,8 +134,18 @@ pub fn start(
         .collect::<Option<Vec<_>>>()
         .ok_or_else(invalid)?;
     let arg_pointers = null_terminated(&args);
-    let environment = environment(&setup).ok_or_else(invalid)?;
-    let env_pointers = environment.as_ref().map(|vars| null_terminated(vars));
+    let added = added_variables(&setup);
+    let fresh;
+    let environment = match (added.is_empty(), setup.inherited) {
+        (true, _) => None,
+        (false, Some(inherited)) => Some(inherited),
+        (false, None) => {
+            fresh = Inherited::capture();
+            Some(&fresh)
+        }
+    }
+    .map(|inherited| environment::with_added(inherited, &added).ok_or_else(invalid))
+    .transpose()?;
     let cwd = match setup.cwd {
         Some(cwd) => Some(c_string(cwd.as_os_str()).ok_or_else(invalid)?),
         None => None,
@@ -172,7 +187,7 @@ pub fn start(
     let plan = child::Plan {
         program: &args[0],
         argv: &arg_pointers,
-        envp: env_pointers.as_deref(),
+        envp: environment.as_ref().map(|env| env.pointers()),
         cwd: cwd.as_deref(),
         stdio: stdio_fds,
         extra_fd,
@@ -266,9 +281,8 @@ fn cannot_run(program: &OsStr, err: &io::Error) -> String {
     )
 }
 
-/// The child's environment when it differs from pidvisor's: pidvisor's, with `setup`'s
-/// variables (and the user's) added or replaced, sorted by name. `None` inside: a NUL.
-fn environment(setup: &Setup<'_>) -> Option<Option<Vec<CString>>> {
+/// What the child's environment adds to pidvisor's: `setup`'s variables, then the user's.
+fn added_variables<'a>(setup: &Setup<'a>) -> Vec<(&'a OsStr, &'a OsStr)> {
     let mut added: Vec<(&OsStr, &OsStr)> = setup
         .env
         .iter()
@@ -281,22 +295,7 @@ fn environment(setup: &Setup<'_>) -> Option<Option<Vec<CString>>> {
             added.push((OsStr::new("HOME"), home.as_os_str()));
         }
     }
-    if added.is_empty() {
-        return Some(None);
-    }
-    let mut vars: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
-    for (key, value) in added {
-        vars.insert(key.to_owned(), value.to_owned());
-    }
-    vars.into_iter()
-        .map(|(key, value)| {
-            let mut pair = key.into_vec();
-            pair.push(b'=');
-            pair.extend_from_slice(value.as_bytes());
-            CString::new(pair).ok()
-        })
-        .collect::<Option<Vec<_>>>()
-        .map(Some)
+    added
 }
 
 fn c_string(text: &OsStr) -> Option<CString> {

@@ -15,7 +15,7 @@ use super::checks::Purpose;
 use super::state::{NOTIFY, PROBE_INTERVAL, Stage, Supervisor, TCP, setup_error, token};
 use crate::init::reaper::Exit;
 use crate::init::signals::ChildSignalReset;
-use crate::init::spawn::{ChildIo, Setup, SpawnError};
+use crate::init::spawn::{ChildIo, Inherited, Setup, SpawnError};
 use crate::init::{signals, spawn};
 use crate::output::events::Event;
 use crate::services::probe::{NotifyPipe, TcpProbe};
@@ -91,7 +91,7 @@ impl Supervisor {
             Ok(pid) => {
                 info!("{}: started (pid {pid})", self.slots[index].service.name());
                 self.slots[index].runs += 1;
-                self.slots[index].oom_baseline = crate::init::oom::oom_kills();
+                self.slots[index].oom_baseline = self.oom.count();
                 self.emit(Event::Started {
                     service: self.slots[index].service.name().to_owned(),
                     pid,
@@ -137,6 +137,7 @@ impl Supervisor {
         let setup = Setup {
             cwd: Some(&spec.working_dir),
             env: service_env(spec),
+            inherited: Some(&self.environment),
             credentials: spec.user.as_ref(),
             umask: spec.umask,
             stdin: Some(stdin),
@@ -187,6 +188,7 @@ impl Supervisor {
                 let setup = Setup {
                     cwd: Some(&service.spec.working_dir),
                     env: service_env(&service.spec),
+                    inherited: Some(&self.environment),
                     credentials: service.spec.user.as_ref(),
                     umask: service.spec.umask,
                     stdout,
@@ -231,7 +233,8 @@ impl Supervisor {
             },
             Readiness::Command(command) => {
                 let spec = &slot.service.spec;
-                match spawn_check_command(spec, &command, self.signals.child_reset()) {
+                let environment = &self.environment;
+                match spawn_check_command(spec, &command, environment, self.signals.child_reset()) {
                     Ok(pid) => slot.probe_pid = Some(pid),
                     Err(err) => {
                         warn!("{}: readiness command: {}", spec.name, err.message);
@@ -253,12 +256,14 @@ impl Supervisor {
 pub(super) fn spawn_check_command(
     spec: &ServiceSpec,
     command: &str,
+    inherited: &Inherited,
     signals: ChildSignalReset,
 ) -> Result<i32, SpawnError> {
     let argv: [OsString; 3] = ["/bin/sh".into(), "-c".into(), command.into()];
     let setup = Setup {
         cwd: Some(&spec.working_dir),
         env: service_env(spec),
+        inherited: Some(inherited),
         credentials: spec.user.as_ref(),
         umask: spec.umask,
         stdout: Some(ChildIo::Null),

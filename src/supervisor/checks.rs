@@ -143,7 +143,8 @@ impl Supervisor {
         let deadline = Some(deadline_after(now, slot.service.spec.check_timeout));
         let started = match check {
             Check::Command(command) => {
-                spawn_check_command(&slot.service.spec, &command, self.signals.child_reset())
+                let (spec, reset) = (&slot.service.spec, self.signals.child_reset());
+                spawn_check_command(spec, &command, &self.environment, reset)
                     .map(|pid| How::Command { pid, killed: false })
                     .map_err(|err| err.message)
             }

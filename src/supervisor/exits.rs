@@ -134,7 +134,7 @@ impl Supervisor {
                 Exit::Code(code) => (Some(code), None),
                 Exit::Signal(signo) => (None, Some(signals::name(signo))),
             };
-            slot.last_exit_oom = oom::oom_killed(slot.oom_baseline, exit);
+            slot.last_exit_oom = oom::oom_killed(&self.oom, slot.oom_baseline, exit);
             let event = Event::Exited {
                 service: slot.service.name().to_owned(),
                 pid,

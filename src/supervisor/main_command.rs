@@ -33,12 +33,12 @@ impl Supervisor {
     pub(super) fn main_started(&mut self, pid: i32) {
         debug!(pid, "started main command");
         self.main = Main::Running { pid };
-        self.main_oom_baseline = crate::init::oom::oom_kills();
+        self.main_oom_baseline = self.oom.count();
     }
 
     pub(super) fn on_main_exit(&mut self, exit: Exit, now: Instant) {
         self.main = Main::Exited(exit);
-        if super::oom::oom_killed(self.main_oom_baseline, exit) {
+        if super::oom::oom_killed(&self.oom, self.main_oom_baseline, exit) {
             error!(
                 "main command was killed by the OOM killer (exit code {})",
                 super::oom::OOM_EXIT_CODE

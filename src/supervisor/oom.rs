@@ -9,7 +9,7 @@ use std::time::Instant;
 use tracing::error;
 
 use super::state::Supervisor;
-use crate::init::oom;
+use crate::init::oom::OomCounter;
 use crate::init::reaper::Exit;
 
 /// The exit code of a process killed by SIGKILL, as shells and orchestrators report it.
@@ -17,9 +17,9 @@ pub(super) const OOM_EXIT_CODE: i32 = 137;
 
 /// Whether an exit with this status, of a process started when the count was `baseline`,
 /// was the OOM killer's doing.
-pub(super) fn oom_killed(baseline: Option<u64>, exit: Exit) -> bool {
+pub(super) fn oom_killed(counter: &OomCounter, baseline: Option<u64>, exit: Exit) -> bool {
     exit == Exit::Signal(libc::SIGKILL)
-        && matches!((baseline, oom::oom_kills()), (Some(before), Some(after)) if after > before)
+        && matches!((baseline, counter.count()), (Some(before), Some(after)) if after > before)
 }
 
 impl Supervisor {

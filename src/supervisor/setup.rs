@@ -21,6 +21,7 @@ use crate::cli::Options;
 use crate::control::server::ControlServer;
 use crate::init::cgroup::Cgroups;
 use crate::init::notify::Notifier;
+use crate::init::oom::OomCounter;
 use crate::init::signals::SignalQueue;
 use crate::init::sweep::Scope;
 use crate::init::{limits, spawn};
@@ -132,6 +133,7 @@ impl Supervisor {
                 Main::Pending
             },
             main_oom_baseline: None,
+            oom: OomCounter::open(),
             early_main_failure: None,
             command: options.command.clone(),
             slots: Vec::new(),
@@ -154,6 +156,8 @@ impl Supervisor {
             main_wait: options.main_wait,
             main_due: None,
             sd_notify: notify_host(options),
+            // After notify_host, which may remove NOTIFY_SOCKET.
+            environment: spawn::Inherited::capture(),
             startup_pages_released: false,
         };
         supervisor.load_services(scanned, options.services_stop_timeout)?;

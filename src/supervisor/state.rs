@@ -21,6 +21,7 @@ use super::waits::Waiter;
 use crate::cli::ForwardTarget;
 use crate::control::server::ControlServer;
 use crate::init::cgroup::{Cgroups, ServiceGroup};
+use crate::init::oom::OomCounter;
 use crate::init::reaper::Exit;
 use crate::init::signals::{Rewrites, SignalQueue};
 use crate::init::spawn::{self, ChildIo};
@@ -178,6 +179,8 @@ pub struct Supervisor {
     pub(super) main: Main,
     /// The cgroup's OOM-kill count when the main command started.
     pub(super) main_oom_baseline: Option<u64>,
+    /// The cgroup's OOM-kill count, read at every start and SIGKILL exit.
+    pub(super) oom: OomCounter,
     /// Why the main command, started during set-up when there was nothing to wait for,
     /// could not run: reported when the loop would have started it (see `start_main`).
     pub(super) early_main_failure: Option<spawn::SpawnError>,
@@ -210,6 +213,9 @@ pub struct Supervisor {
     pub(super) main_due: Option<Instant>,
     /// `NOTIFY_SOCKET`: what the host has been told.
     pub(super) sd_notify: Option<SdNotify>,
+    /// pidvisor's environment, read once set-up no longer changes it, which every service
+    /// program gets with its own variables added.
+    pub(super) environment: spawn::Inherited,
     /// Whether start-up's pages of the binary have been given back (see
     /// [`crate::init::resident`]): once, when the loop has first had nothing to do.
     pub(super) startup_pages_released: bool,

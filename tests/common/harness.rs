@@ -18,10 +18,12 @@
 #![allow(dead_code)]
 
 use std::cell::OnceCell;
+use std::ffi::{CStr, CString};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -307,6 +309,8 @@ pub struct Launch {
     open_files: Option<libc::rlim_t>,
     /// Whether `open_files` is the hard limit too (`prlimit --nofile=N:N`).
     open_files_hard: bool,
+    /// The `cgroup.procs` of the cgroup to start in.
+    cgroup_procs: Option<CString>,
     dir: PathBuf,
 }
 
@@ -336,6 +340,7 @@ impl Launch {
             stderr: None,
             open_files: None,
             open_files_hard: false,
+            cgroup_procs: None,
             dir: dir.path().to_owned(),
         }
     }
@@ -350,6 +355,14 @@ impl Launch {
     pub fn hard_open_files_limit(mut self, limit: libc::rlim_t) -> Launch {
         self.open_files = Some(limit);
         self.open_files_hard = true;
+        self
+    }
+
+    /// Starts pidvisor (and `unshare` in front of it) in the cgroup of this folder, as a
+    /// container runtime does: it is there from its first instruction.
+    pub fn in_cgroup(mut self, dir: &Path) -> Launch {
+        let procs = dir.join("cgroup.procs");
+        self.cgroup_procs = Some(CString::new(procs.as_os_str().as_bytes()).expect("no NUL"));
         self
     }
 
@@ -443,12 +456,16 @@ impl Launch {
         let rtmax = libc::SIGRTMAX();
         let open_files = self.open_files;
         let open_files_hard = self.open_files_hard;
+        let cgroup_procs = self.cgroup_procs.take();
         // SAFETY: the closure makes only async-signal-safe system calls and does not
         // allocate, as required between fork and exec.
         unsafe {
             command.pre_exec(move || {
                 if let Some(soft) = open_files {
                     set_open_files_limit(soft, open_files_hard)?;
+                }
+                if let Some(procs) = &cgroup_procs {
+                    join_cgroup(procs)?;
                 }
                 clean_process_state(rtmax, passed)
             });
@@ -509,6 +526,22 @@ impl Launch {
 /// refuses its two internal signals (32 and 33), and those may well be ignored here:
 /// glibc's `posix_spawn`, which cargo uses to start this test binary, sets them to
 /// SIG_IGN in the child, and exec keeps an ignored signal ignored.
+/// Moves the calling process into the cgroup of `procs` by writing "0" there
+/// (async-signal-safe).
+fn join_cgroup(procs: &CStr) -> io::Result<()> {
+    // SAFETY: a valid C string; the descriptor is closed below.
+    let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: writes one valid byte to the descriptor just opened, then closes it.
+    let written = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+    let err = io::Error::last_os_error();
+    // SAFETY: closes the descriptor opened above.
+    unsafe { libc::close(fd) };
+    if written == 1 { Ok(()) } else { Err(err) }
+}
+
 /// Lowers the soft RLIMIT_NOFILE, and the hard one too if `hard` (async-signal-safe).
 fn set_open_files_limit(soft: libc::rlim_t, hard: bool) -> io::Result<()> {
     let mut limit = libc::rlimit {

@@ -36,6 +36,15 @@ pub fn events_file(dir: &TempDir) -> String {
 /// pidvisor as PID 1 with `dir/services.d`, an events file, and `env`; returns once its
 /// control socket answers.
 pub fn start(dir: &TempDir, env: &[(&str, &str)]) -> Pidvisor {
+    start_as(dir, env, |launch| launch)
+}
+
+/// [`start`], with what `adjust` changes in the launch.
+pub fn start_as(
+    dir: &TempDir,
+    env: &[(&str, &str)],
+    adjust: impl FnOnce(Launch) -> Launch,
+) -> Pidvisor {
     fs::create_dir_all(dir.path().join("services.d")).expect("services.d");
     let services = dir.file("services.d");
     let mut launch = Launch::pid1(dir, &["--services-dir", services.as_str()])
@@ -43,7 +52,7 @@ pub fn start(dir: &TempDir, env: &[(&str, &str)]) -> Pidvisor {
     for (name, value) in env {
         launch = launch.env(name, value);
     }
-    let mut pidvisor = launch.start();
+    let mut pidvisor = adjust(launch).start();
     let path = socket(dir);
     pidvisor.wait_until("the control socket answers", |_| {
         UnixStream::connect(&path).is_ok()

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::harness::{PATIENCE, TempDir, descendants_of, poll_until, python};
-use crate::support::{ctl, events_of, read_events, service, start, status, wait_for_event};
+use crate::harness::{PATIENCE, TempDir, poll_until, python};
+use crate::support::{ctl, events_of, read_events, service, start_as, status, wait_for_event};
 
 /// The memory limit of the test's cgroup.
 const LIMIT: &str = "67108864";
@@ -65,12 +65,6 @@ impl Cgroup {
         }
         Ok(cgroup)
     }
-
-    /// Moves a process into it.
-    fn adopt(&self, pid: i32) {
-        fs::write(self.dir.join("cgroup.procs"), pid.to_string())
-            .unwrap_or_else(|e| panic!("moving {pid} into {}: {e}", self.dir.display()));
-    }
 }
 
 impl Drop for Cgroup {
@@ -116,12 +110,7 @@ fn a_service_killed_by_the_oom_killer_is_reported_and_a_critical_one_ends_the_co
         fs::write(folder.join("hog.py"), HOG).expect("hog.py");
         fs::write(folder.join("down"), "").expect("down");
     }
-    let pidvisor = start(&dir, &[]);
-    let pid = pidvisor.host_pid();
-    cgroup.adopt(pid);
-    for child in descendants_of(pid) {
-        cgroup.adopt(child.pid);
-    }
+    let pidvisor = start_as(&dir, &[], |launch| launch.in_cgroup(&cgroup.dir));
 
     // A SIGKILL that is not the OOM killer's is not called one.
     ctl(&dir, &["signal", "web", "KILL"]).expect(0);

@@ -1,0 +1,170 @@
+//! A child's environment: pidvisor's own, with the few variables its spawn adds.
+//!
+//! pidvisor's environment is read once into [`Inherited`], as the sorted `KEY=VALUE`
+//! strings a child gets. A spawn that adds variables (a service's `PIDVISOR_SERVICE`, its
+//! `env` table, its user's `HOME`) then makes strings for those alone and a list of
+//! pointers, where it used to copy every inherited variable anew: with a hundred
+//! services, that copy was most of what a start allocated.
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::marker::PhantomData;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+/// pidvisor's environment as it was read: sorted by name, one string per name (the last
+/// one, where the environment named a variable twice).
+pub struct Inherited {
+    vars: Vec<CString>,
+}
+
+impl Inherited {
+    /// Reads pidvisor's environment now. Whoever keeps the result must not change the
+    /// environment afterwards: the children would not see the change.
+    pub fn capture() -> Inherited {
+        let vars: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+        Inherited {
+            vars: vars
+                .iter()
+                .filter_map(|(key, value)| entry(key, value))
+                .collect(),
+        }
+    }
+}
+
+/// The environment of one child: null-terminated pointers into `Inherited`'s strings and
+/// into its own, for the variables added.
+pub(super) struct ChildEnvironment<'a> {
+    /// Owned here so that `pointers` stays valid; moving a `CString` leaves its bytes.
+    _added: Vec<CString>,
+    pointers: Vec<*const libc::c_char>,
+    _inherited: PhantomData<&'a Inherited>,
+}
+
+impl ChildEnvironment<'_> {
+    /// `KEY=VALUE` pointers, then a null one: what `environ` is set to in the child.
+    pub(super) fn pointers(&self) -> &[*const libc::c_char] {
+        &self.pointers
+    }
+}
+
+/// `inherited` with `added` added or replacing what it had, sorted by name; where `added`
+/// names a variable twice, the later value wins. `None`: a name or value holds a NUL.
+pub(super) fn with_added<'a>(
+    inherited: &'a Inherited,
+    added: &[(&OsStr, &OsStr)],
+) -> Option<ChildEnvironment<'a>> {
+    let mut own: Vec<CString> = Vec::with_capacity(added.len());
+    for (key, value) in added.iter().rev() {
+        if !own.iter().any(|var| name(var) == key.as_bytes()) {
+            own.push(entry(key, value)?);
+        }
+    }
+    let mut all: Vec<&CStr> = inherited
+        .vars
+        .iter()
+        .filter(|var| !own.iter().any(|mine| name(mine) == name(var)))
+        .chain(&own)
+        .map(CString::as_c_str)
+        .collect();
+    all.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+    let pointers = all
+        .iter()
+        .map(|var| var.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    Some(ChildEnvironment {
+        _added: own,
+        pointers,
+        _inherited: PhantomData,
+    })
+}
+
+/// `KEY=VALUE`, or `None` if either holds a NUL.
+fn entry(key: &OsStr, value: &OsStr) -> Option<CString> {
+    let mut pair = key.to_owned().into_vec();
+    pair.reserve_exact(value.len() + 2);
+    pair.push(b'=');
+    pair.extend_from_slice(value.as_bytes());
+    CString::new(pair).ok()
+}
+
+/// The name of a `KEY=VALUE` string.
+fn name(var: &CStr) -> &[u8] {
+    let bytes = var.to_bytes();
+    let end = bytes.iter().position(|&b| b == b'=').unwrap_or(bytes.len());
+    &bytes[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(env: &ChildEnvironment<'_>) -> Vec<String> {
+        let (last, vars) = env
+            .pointers()
+            .split_last()
+            .expect("a null pointer at the end");
+        assert!(last.is_null());
+        vars.iter()
+            // SAFETY: each pointer is a string of `env` or of the `Inherited` it borrows.
+            .map(|&p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn inherited(vars: &[&str]) -> Inherited {
+        Inherited {
+            vars: vars
+                .iter()
+                .map(|v| CString::new(*v).expect("no NUL"))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn added_variables_replace_inherited_ones_and_all_stay_sorted_by_name() {
+        let base = inherited(&["A=1", "HOME=/root", "PATH=/bin", "Z=26"]);
+        let added = [
+            (OsStr::new("PIDVISOR_SERVICE"), OsStr::new("web")),
+            (OsStr::new("HOME"), OsStr::new("/home/web")),
+            (OsStr::new("B"), OsStr::new("x=y")),
+        ];
+        let env = with_added(&base, &added).expect("no NUL");
+        assert_eq!(
+            strings(&env),
+            [
+                "A=1",
+                "B=x=y",
+                "HOME=/home/web",
+                "PATH=/bin",
+                "PIDVISOR_SERVICE=web",
+                "Z=26"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_later_of_two_added_values_wins() {
+        let base = inherited(&["USER=root"]);
+        let added = [
+            (OsStr::new("USER"), OsStr::new("from-the-env-table")),
+            (OsStr::new("USER"), OsStr::new("web")),
+        ];
+        let env = with_added(&base, &added).expect("no NUL");
+        assert_eq!(strings(&env), ["USER=web"]);
+    }
+
+    #[test]
+    fn a_nul_in_an_added_value_is_refused() {
+        let base = inherited(&[]);
+        let added = [(OsStr::new("K"), OsStr::from_bytes(b"a\0b"))];
+        assert!(with_added(&base, &added).is_none());
+    }
+
+    #[test]
+    fn a_name_that_is_a_prefix_of_another_is_a_different_name() {
+        let base = inherited(&["PATH=/bin", "PATHS=x"]);
+        let added = [(OsStr::new("PATH"), OsStr::new("/usr/bin"))];
+        let env = with_added(&base, &added).expect("no NUL");
+        assert_eq!(strings(&env), ["PATH=/usr/bin", "PATHS=x"]);
+    }
+}
