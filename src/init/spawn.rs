@@ -8,7 +8,8 @@
 //! are passed through untouched, since they were meant for the container's programs.
 //!
 //! A spawn has two halves. [`start`] builds everything the child needs (argv, environment,
-//! group list: nothing is allocated after the fork), forks, and returns at once with a
+//! group list: nothing is allocated after the fork; `/dev/null` and pidvisor's ids are
+//! taken once and kept), forks, and returns at once with a
 //! [`Starting`] child, without waiting for its `exec`; the child's side is in `child`, the
 //! fork itself (straight into the child's cgroup where possible) in `fork`.
 //! [`Starting::wait`] then reads the close-on-exec report pipe: end-of-file means the
@@ -21,9 +22,10 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::init::shebang;
 use crate::init::signals::ChildSignalReset;
@@ -153,10 +155,7 @@ pub fn start(
     let take_terminal = setup.take_terminal && stdin_is_terminal();
     // A pidvisor that is not root cannot switch users, not even call setgroups: a service
     // meant to run as pidvisor's own user and group simply keeps them.
-    let own = (
-        nix::unistd::geteuid().as_raw(),
-        nix::unistd::getegid().as_raw(),
-    );
+    let own = own_ids();
     let switch = setup
         .credentials
         .filter(|c| own.0 == 0 || (c.uid, c.gid) != own);
@@ -176,12 +175,12 @@ pub fn start(
     };
     let stdio = [setup.stdin, setup.stdout, setup.stderr];
     let null = match stdio.iter().any(|io| matches!(io, Some(ChildIo::Null))) {
-        true => Some(open_null().map_err(failed)?),
+        true => Some(dev_null().map_err(failed)?),
         false => None,
     };
     let stdio_fds = stdio.each_ref().map(|io| match io {
         None => None,
-        Some(ChildIo::Null) => null.as_ref().map(AsRawFd::as_raw_fd),
+        Some(ChildIo::Null) => null,
         Some(ChildIo::Fd(fd)) => Some(fd.as_raw_fd()),
     });
     let plan = child::Plan {
@@ -310,14 +309,31 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
-fn open_null() -> io::Result<OwnedFd> {
+/// The effective user and group pidvisor runs as, read once: pidvisor never changes them.
+pub fn own_ids() -> (u32, u32) {
+    static IDS: OnceLock<(u32, u32)> = OnceLock::new();
+    *IDS.get_or_init(|| {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    })
+}
+
+/// `/dev/null`, opened by the first spawn that needs it and kept (close-on-exec).
+fn dev_null() -> io::Result<RawFd> {
+    static NULL: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = NULL.get() {
+        return Ok(fd.as_raw_fd());
+    }
     // SAFETY: a valid C string; the descriptor gets one owner below.
     let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: open just returned it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(NULL.get_or_init(|| fd).as_raw_fd())
 }
 
 /// Reaps a child that failed to exec: it exits right after its report.

@@ -94,20 +94,22 @@ fn write_environment(
     Ok(())
 }
 
-/// `services/NAME` -> the service's folder, for every service; other entries stay.
+/// `services/NAME` -> the service's folder (absolute, as the services' folders are), for
+/// every service; other entries stay, and so does a link that already points there (a
+/// restarted container keeps its /var/run).
 fn link_services(dir: &Path, services: &[(&str, &Path)]) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
     for (name, folder) in services {
         let link = dir.join(name);
-        let target = fs::canonicalize(folder).unwrap_or_else(|_| PathBuf::from(folder));
-        if let Ok(meta) = fs::symlink_metadata(&link) {
-            if !meta.file_type().is_symlink() {
-                // A folder the image put there itself: keep it.
-                continue;
-            }
-            fs::remove_file(&link)?;
+        match fs::read_link(&link) {
+            Ok(target) if target == *folder => continue,
+            Ok(_) => fs::remove_file(&link)?,
+            // Not a link: a folder the image put there itself, which stays.
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => continue,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
         }
-        symlink(&target, &link)?;
+        symlink(folder, &link)?;
     }
     Ok(())
 }
@@ -164,5 +166,27 @@ mod tests {
         let problems = write(dir.path(), vars[..1].iter().cloned(), &[("web", &service)]);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(read_env_dir(&envdir).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_right_link_stays_a_wrong_one_is_replaced_and_a_folder_is_kept() {
+        let dir = TempDir::new("links");
+        let services = dir.path().join("services");
+        let (web, db) = (dir.service("web", None), dir.service("db", None));
+        fs::create_dir_all(services.join("own")).unwrap();
+        symlink(&web, services.join("web")).unwrap();
+        symlink(&web, services.join("db")).unwrap();
+        let inode =
+            |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::symlink_metadata(p).unwrap());
+        let web_link = inode(&services.join("web"));
+        let own = dir.service("own", None);
+        link_services(&services, &[("web", &web), ("db", &db), ("own", &own)]).unwrap();
+        assert_eq!(
+            inode(&services.join("web")),
+            web_link,
+            "the right link was kept"
+        );
+        assert_eq!(fs::read_link(services.join("db")).unwrap(), db);
+        assert!(fs::symlink_metadata(services.join("own")).unwrap().is_dir());
     }
 }

@@ -5,15 +5,9 @@
 
 use std::path::Path;
 
-use crate::init::spawn::Credentials;
+use crate::init::spawn::{Credentials, own_ids};
 use crate::services::config::ConfigError;
 use crate::services::spec::ServiceSpec;
-
-/// The ids pidvisor runs with: (effective uid, effective gid).
-fn own_ids() -> (u32, u32) {
-    use nix::unistd::{getegid, geteuid};
-    (geteuid().as_raw(), getegid().as_raw())
-}
 
 /// Whether pidvisor, running as `own`, can start a process as `user`.
 pub fn can_run_as(user: &Credentials, own: (u32, u32)) -> bool {
