@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
 """bench/floor.py -- how far "N services all running" is from what fork and exec alone take.
 
-One command (as root, after `cargo build --release`):   python3 bench/floor.py [N] [REPS]
+One command (as root, after `cargo build --release`):
+    python3 bench/floor.py [--modes] [N] [REPS]
 
 Times, interleaved, from the spawn of `unshare --pid --fork --mount-proc` until the N-th
 service has reported its start on a FIFO (bench/svc.c, the service of bench.py):
   launch          bench/launch.c as PID 1: N bare fork+exec, nothing else (the floor)
   pidvisor        pidvisor as PID 1 on a services folder of N such services
   pidvisor-nocg   the same with --no-cgroups
+--modes adds bench/forkmodes.c as PID 1, a parent as heavy as pidvisor at 100 services
+(descriptors, written heap) starting the same services three ways:
+  fork-heavy      fork + exec, not waiting for the exec (pidvisor's way)
+  vfork-heavy     vfork + exec, each exec waited for
+  clonevm-heavy   clone(CLONE_VM) + exec, not waiting: no page tables copied, no
+                  copy-on-write faults
 PIDVISOR=/path measures another build. Medians of REPS runs (default 5).
 """
 import os
@@ -64,8 +71,10 @@ def measure(tmp, argv, n):
 def main():
     if os.geteuid() != 0:
         sys.exit("floor.py: run as root (PID namespaces)")
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    args = [a for a in sys.argv[1:] if a != "--modes"]
+    modes = len(args) < len(sys.argv) - 1
+    n = int(args[0]) if args else 100
+    reps = int(args[1]) if len(args) > 1 else 5
     pidvisor = os.environ.get("PIDVISOR") or default_pidvisor()
     tmp = tempfile.mkdtemp(prefix="pidvisor-floor-")
     try:
@@ -75,6 +84,10 @@ def main():
                        check=True)
         subprocess.run(["cc", "-O2", "-static", "-o", launch,
                         os.path.join(HERE, "launch.c")], check=True)
+        forkmodes = os.path.join(tmp, "forkmodes")
+        if modes:
+            subprocess.run(["cc", "-O2", "-static", "-o", forkmodes,
+                            os.path.join(HERE, "forkmodes.c")], check=True)
         services = os.path.join(tmp, "services.d")
         empty = os.path.join(tmp, "empty")
         os.mkdir(empty)
@@ -89,6 +102,9 @@ def main():
             "pidvisor": [pidvisor] + common,
             "pidvisor-nocg": [pidvisor, "--no-cgroups"] + common,
         }
+        if modes:
+            for mode in ("fork", "vfork", "clonevm"):
+                variants[f"{mode}-heavy"] = [forkmodes, mode, str(n), svc]
         times = {name: [] for name in variants}
         for rep in range(reps):
             for name, argv in variants.items():
