@@ -5,7 +5,7 @@
 //! pidvisor looks for the cgroup v2 hierarchy it is in (a `cgroup2` mount in
 //! `/proc/self/mountinfo` and its own path in `/proc/self/cgroup`), and makes a folder
 //! `pidvisor-NAMESPACE-PID` below its own cgroup, with one sub-group per service. A
-//! service's `run` joins its group between fork and exec ([`join`]), so that everything
+//! service's `run` is created in its group or joins it before its exec (`spawn`), so that everything
 //! it starts is in it, wherever it goes. Stopping signals every process in the group,
 //! SIGKILL uses `cgroup.kill` (or kills each pid of `cgroup.procs` where the kernel is
 //! older than 5.14), and a service is down only once its group is empty (`populated 0`
@@ -97,7 +97,7 @@ fn remove_groups(dir: &Path) -> io::Result<()> {
 /// One service's cgroup.
 pub struct ServiceGroup {
     dir: PathBuf,
-    /// `cgroup.procs`, ready for [`join`] in a child.
+    /// `cgroup.procs`, ready for a child to join through.
     procs: CString,
 }
 
@@ -149,26 +149,6 @@ impl ServiceGroup {
 fn populated(dir: &Path) -> bool {
     fs::read_to_string(dir.join("cgroup.events"))
         .is_ok_and(|events| events.lines().any(|line| line == "populated 1"))
-}
-
-/// Moves the calling process into the group whose `cgroup.procs` is `procs`. Only
-/// async-signal-safe calls: this runs in a child between fork and exec.
-pub fn join(procs: &CStr) -> io::Result<()> {
-    // SAFETY: open gets a valid C string; write gets a valid one-byte buffer; the
-    // descriptor is ours and closed once.
-    unsafe {
-        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
-        let err = io::Error::last_os_error();
-        libc::close(fd);
-        if written != 1 {
-            return Err(err);
-        }
-    }
-    Ok(())
 }
 
 /// The folder of pidvisor's own cgroup in a mounted cgroup v2 hierarchy.

@@ -34,20 +34,16 @@ pub fn raise_open_files_limit() -> io::Result<Option<(u64, u64)>> {
     Ok(Some((original, limit.rlim_max)))
 }
 
-/// Gives a freshly forked child the soft limit pidvisor was started with. Only
-/// async-signal-safe calls: this runs between fork and exec.
-pub fn restore_for_child() -> io::Result<()> {
+/// The limit a child gets: the soft limit pidvisor was started with, under the hard limit
+/// of now. `None`: the same as pidvisor's (it raised nothing).
+pub fn for_child() -> io::Result<Option<libc::rlimit>> {
     let soft = CHILDREN_SOFT_LIMIT.load(Ordering::Relaxed);
     if soft == u64::MAX {
-        return Ok(());
+        return Ok(None);
     }
     let mut limit = current()?;
-    limit.rlim_cur = soft;
-    // SAFETY: setrlimit gets a valid pointer to an initialised rlimit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    limit.rlim_cur = soft.min(limit.rlim_max);
+    Ok(Some(limit))
 }
 
 fn current() -> io::Result<libc::rlimit> {

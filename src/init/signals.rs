@@ -172,21 +172,21 @@ pub struct ChildSignalReset {
 }
 
 impl ChildSignalReset {
-    /// Restores the state described in the module docs. Only async-signal-safe calls:
-    /// this runs between fork and exec.
-    pub fn apply(&self) -> io::Result<()> {
-        for (signo, original) in IGNORED_BY_PIDVISOR.iter().zip(self.original_actions.iter()) {
-            // SAFETY: restoring an action the kernel gave us for this very signal.
-            if unsafe { libc::sigaction(*signo, original, std::ptr::null_mut()) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        let empty = empty_set();
-        // SAFETY: valid pointer to an initialised, empty sigset_t.
-        if unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+    /// The dispositions a child sets before it empties its signal mask, as (signal,
+    /// `SIG_DFL` or `SIG_IGN`): SIGPIPE back to the default (Rust's runtime ignores it in
+    /// pidvisor), and the signals pidvisor ignores back to what pidvisor found. A handler
+    /// cannot have been found (none survives the `exec` that started pidvisor); it would
+    /// count as the default.
+    pub fn dispositions(&self) -> [(c_int, usize); 3] {
+        let found = |i: usize| match self.original_actions[i].sa_sigaction {
+            libc::SIG_IGN => libc::SIG_IGN,
+            _ => libc::SIG_DFL,
+        };
+        [
+            (libc::SIGPIPE, libc::SIG_DFL),
+            (IGNORED_BY_PIDVISOR[0], found(0)),
+            (IGNORED_BY_PIDVISOR[1], found(1)),
+        ]
     }
 }
 

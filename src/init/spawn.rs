@@ -1,4 +1,4 @@
-//! Starting a child: fork, a clean process state, exec.
+//! Starting a child: clone (or fork), a clean process state, exec.
 //!
 //! Every child runs in its own process group (so that a signal can reach a shell wrapper
 //! and everything it started). The main command, when stdin is a terminal, gets that
@@ -8,12 +8,13 @@
 //! are passed through untouched, since they were meant for the container's programs.
 //!
 //! A spawn has two halves. [`start`] builds everything the child needs (argv, environment,
-//! group list: nothing is allocated after the fork; `/dev/null` and pidvisor's ids are
-//! taken once and kept), forks, and returns at once with a
-//! [`Starting`] child, without waiting for its `exec`; the child's side is in `child`, the
-//! fork itself (straight into the child's cgroup where possible) in `fork`.
-//! [`Starting::wait`] then reads the close-on-exec report pipe: end-of-file means the
-//! `exec` happened, four bytes are the errno of the step that failed, which turns "not
+//! the files `execve` is tried on, group list: nothing is allocated in the child;
+//! `/dev/null` and pidvisor's ids are taken once and kept), starts the child, and returns
+//! at once with a [`Starting`] child, without waiting for its `exec`; the child's side is
+//! in `child`, how it is started (in pidvisor's memory, straight into its cgroup, where
+//! possible) in `fork`. [`Starting`] keeps what the child reads until the child is done
+//! with it. [`Starting::wait`] then reads the close-on-exec report pipe: end-of-file means
+//! the `exec` happened, four bytes are the errno of the step that failed, which turns "not
 //! found" and "permission denied" into exit codes 127 and 126 with a clear message (the
 //! failed child is reaped there, so nobody else ever sees it). Starting many children
 //! before waiting for the first lets their `exec`s run in parallel; [`spawn`] does both
@@ -33,6 +34,7 @@ use crate::init::signals::ChildSignalReset;
 mod child;
 mod environment;
 mod fork;
+mod raw;
 
 pub use environment::Inherited;
 
@@ -93,13 +95,16 @@ pub struct SpawnError {
     pub message: String,
 }
 
-/// A forked child whose `exec` has not been confirmed yet.
+/// A started child whose `exec` has not been confirmed yet.
 #[must_use = "a started child must be waited for: its exec may have failed"]
 pub struct Starting {
     pid: i32,
     /// The read end of the report pipe.
     report: OwnedFd,
     program: OsString,
+    /// What the child reads until its `exec`, and the stack it runs on if it shares
+    /// pidvisor's memory: kept until the report says it is done with them.
+    running_on: Option<(Box<child::Prepared>, Option<fork::Stack>)>,
 }
 
 /// Starts `argv` as a child and returns its pid, which is also its process group id,
@@ -112,7 +117,7 @@ pub fn spawn(
     start(argv, setup, signals)?.wait()
 }
 
-/// Forks a child that sets itself up and execs `argv`; returns without waiting for the
+/// Starts a child that sets itself up and execs `argv`; returns without waiting for the
 /// `exec` (see [`Starting::wait`]).
 pub fn start(
     argv: &[OsString],
@@ -135,7 +140,6 @@ pub fn start(
         .map(|arg| c_string(arg))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(invalid)?;
-    let arg_pointers = null_terminated(&args);
     let added = added_variables(&setup);
     let fresh;
     let environment = match (added.is_empty(), setup.inherited) {
@@ -148,6 +152,13 @@ pub fn start(
     }
     .map(|inherited| environment::with_added(inherited, &added).ok_or_else(invalid))
     .transpose()?;
+    let search_path = added
+        .iter()
+        .rev()
+        .find(|(key, _)| *key == "PATH")
+        .map(|(_, value)| value.to_os_string())
+        .or_else(|| std::env::var_os("PATH"));
+    let candidates = candidates(program, search_path.as_deref()).ok_or_else(invalid)?;
     let cwd = match setup.cwd {
         Some(cwd) => Some(c_string(cwd.as_os_str()).ok_or_else(invalid)?),
         None => None,
@@ -162,7 +173,8 @@ pub fn start(
     let groups: Vec<libc::gid_t> = switch
         .map(|c| c.groups.iter().map(|&g| g as libc::gid_t).collect())
         .unwrap_or_default();
-    // Held until the child is forked: see `occupy`. Before any other descriptor is made.
+    let open_files = crate::init::limits::for_child().map_err(failed)?;
+    // Held until the child is started: see `occupy`. Before any other descriptor is made.
     let (extra_fd, _placeholder) = match setup.extra_fd {
         Some((target, fd)) => {
             let (source, placeholder) = occupy(target, fd).map_err(|err| SpawnError {
@@ -183,35 +195,38 @@ pub fn start(
         Some(ChildIo::Null) => null,
         Some(ChildIo::Fd(fd)) => Some(fd.as_raw_fd()),
     });
-    let plan = child::Plan {
-        program: &args[0],
-        argv: &arg_pointers,
-        envp: environment.as_ref().map(|env| env.pointers()),
-        cwd: cwd.as_deref(),
-        stdio: stdio_fds,
-        extra_fd,
-        take_terminal,
-        cgroup: setup.cgroup,
-        umask: setup.umask,
-        ids: switch.map(|c| (c.uid, c.gid, groups.as_slice())),
-        no_new_privileges: setup.credentials.is_some_and(|c| c.no_new_privileges),
-        signals,
-    };
     let crate::init::pipe::Pipe {
         read: report,
         write: report_writer,
     } = crate::init::pipe::Pipe::new().map_err(failed)?;
-    let born_in = setup.cgroup.filter(|_| !setup.cgroup_killed);
-    // SAFETY: the child runs only `child::run`, which makes async-signal-safe calls on
-    // memory prepared above and never returns.
-    let pid = match unsafe { fork::fork(born_in) } {
-        Ok(fork::Forked::Child { in_cgroup }) => {
-            // SAFETY: we are the freshly forked child; `plan` is valid.
-            unsafe { child::run(&plan, report_writer.as_raw_fd(), in_cgroup) }
-        }
-        Ok(fork::Forked::Parent(pid)) => pid,
-        Err(errno) => return Err(failed(io::Error::from_raw_os_error(errno))),
+    let argv_pointers = null_terminated(&args);
+    let (envp, added_strings, inherited) = match environment {
+        Some(env) => (env.pointers, env.added, Some(env.inherited)),
+        None => (environment::current(), Vec::new(), None),
     };
+    let mut prepared = Box::new(child::Prepared {
+        candidates,
+        argv: argv_pointers,
+        _args: args,
+        envp,
+        _added: added_strings,
+        _inherited: inherited,
+        cwd,
+        stdio: stdio_fds,
+        extra_fd,
+        take_terminal,
+        join_cgroup: None,
+        umask: setup.umask,
+        ids: switch.map(|c| (c.uid, c.gid)),
+        groups,
+        no_new_privileges: setup.credentials.is_some_and(|c| c.no_new_privileges),
+        dispositions: signals.dispositions(),
+        open_files,
+        report: report_writer.as_raw_fd(),
+    });
+    let started = fork::start(&mut prepared, setup.cgroup, setup.cgroup_killed)
+        .map_err(|errno| failed(io::Error::from_raw_os_error(errno)))?;
+    let pid = started.pid;
     // The child does the same; whichever comes first, the group exists once this returns,
     // so that signalling it now reaches the child. Fails (EACCES) if it already exec'd.
     // SAFETY: setpgid has no memory-safety preconditions.
@@ -220,13 +235,54 @@ pub fn start(
         pid,
         report,
         program: program.clone(),
+        running_on: Some((prepared, started.stack)),
     })
+}
+
+/// The files `execve` is tried on, as `execvp` does: `program` itself when it has a
+/// `/`; else `program` in each folder of `search_path` (the C library's default when
+/// unset), an empty folder meaning the current one. `None`: a NUL.
+fn candidates(program: &OsStr, search_path: Option<&OsStr>) -> Option<Vec<CString>> {
+    if program.as_bytes().contains(&b'/') {
+        return Some(vec![c_string(program)?]);
+    }
+    let search_path = search_path.unwrap_or(OsStr::new("/usr/local/bin:/bin:/usr/bin"));
+    search_path
+        .as_bytes()
+        .split(|&b| b == b':')
+        .map(|folder| {
+            let mut file = folder.to_vec();
+            if !file.is_empty() {
+                file.push(b'/');
+            }
+            file.extend_from_slice(program.as_bytes());
+            CString::new(file).ok()
+        })
+        .collect()
 }
 
 impl Starting {
     /// Waits until the child has exec'd (its pid) or failed to (reaped here, with the
     /// message and exit code to report).
-    pub fn wait(self) -> Result<i32, SpawnError> {
+    pub fn wait(mut self) -> Result<i32, SpawnError> {
+        let outcome = self.report();
+        self.running_on = None;
+        match outcome {
+            None => Ok(self.pid),
+            Some(errno) => {
+                let err = io::Error::from_raw_os_error(errno);
+                Err(SpawnError {
+                    exit_code: exit_code_for_errno(errno),
+                    message: cannot_run(&self.program, &err),
+                })
+            }
+        }
+    }
+
+    /// Reads the report to its end: `None` once the child has exec'd, the errno of the
+    /// step that failed otherwise (the child is then reaped: it exits right after its
+    /// report, and is gone when this returns).
+    fn report(&self) -> Option<i32> {
         let mut bytes = [0u8; 4];
         let mut filled = 0;
         while filled < bytes.len() {
@@ -246,18 +302,23 @@ impl Starting {
             }
         }
         if filled == 0 {
-            return Ok(self.pid);
+            return None;
         }
         reap(self.pid);
-        let errno = match filled {
+        Some(match filled {
             4 => i32::from_ne_bytes(bytes),
             _ => libc::EIO,
-        };
-        let err = io::Error::from_raw_os_error(errno);
-        Err(SpawnError {
-            exit_code: exit_code_for_errno(errno),
-            message: cannot_run(&self.program, &err),
         })
+    }
+}
+
+impl Drop for Starting {
+    /// A child dropped unconfirmed may still be reading what it was prepared with: that
+    /// (and its stack) is freed only once its report is complete.
+    fn drop(&mut self) {
+        if self.running_on.is_some() {
+            let _ = self.report();
+        }
     }
 }
 
@@ -373,17 +434,6 @@ fn occupy(target: i32, source: &OwnedFd) -> io::Result<(i32, Option<OwnedFd>)> {
     Ok((target, Some(unsafe { OwnedFd::from_raw_fd(copy) })))
 }
 
-/// Makes `source` the descriptor `target` of the child, without close-on-exec.
-fn pass_descriptor(source: i32, target: i32) -> io::Result<()> {
-    if source == target {
-        // SAFETY: fcntl on a descriptor we own; clears FD_CLOEXEC only.
-        check(unsafe { libc::fcntl(target, libc::F_SETFD, 0) })
-    } else {
-        // SAFETY: dup2 onto a number the child chose; the duplicate has no FD_CLOEXEC.
-        check(unsafe { libc::dup2(source, target) })
-    }
-}
-
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -428,6 +478,29 @@ mod tests {
             assert_eq!(source, write.as_raw_fd());
             assert!(placeholder.is_none());
         }
+    }
+
+    #[test]
+    fn a_program_without_a_slash_is_looked_for_in_each_folder_of_path_as_execvp_does() {
+        let files = |program: &str, path: Option<&str>| -> Vec<String> {
+            candidates(OsStr::new(program), path.map(OsStr::new))
+                .expect("no NUL")
+                .iter()
+                .map(|file| file.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(files("/srv/run", Some("/bin")), ["/srv/run"]);
+        assert_eq!(files("./run", Some("/bin")), ["./run"]);
+        assert_eq!(
+            files("sh", Some("/usr/bin::/bin")),
+            ["/usr/bin/sh", "sh", "/bin/sh"],
+            "an empty folder is the current one"
+        );
+        assert_eq!(
+            files("sh", None),
+            ["/usr/local/bin/sh", "/bin/sh", "/usr/bin/sh"]
+        );
+        assert!(candidates(OsStr::from_bytes(b"s\0h"), None).is_none());
     }
 
     #[test]

@@ -8,13 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, OsStr, OsString};
-use std::marker::PhantomData;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::rc::Rc;
 
 /// pidvisor's environment as it was read: sorted by name, one string per name (the last
-/// one, where the environment named a variable twice).
+/// one, where the environment named a variable twice). Shared with each child being
+/// started, which reads it until its `exec` (see `fork`).
 pub struct Inherited {
-    vars: Vec<CString>,
+    vars: Rc<[CString]>,
 }
 
 impl Inherited {
@@ -31,28 +32,21 @@ impl Inherited {
     }
 }
 
-/// The environment of one child: null-terminated pointers into `Inherited`'s strings and
-/// into its own, for the variables added.
-pub(super) struct ChildEnvironment<'a> {
-    /// Owned here so that `pointers` stays valid; moving a `CString` leaves its bytes.
-    _added: Vec<CString>,
-    pointers: Vec<*const libc::c_char>,
-    _inherited: PhantomData<&'a Inherited>,
-}
-
-impl ChildEnvironment<'_> {
-    /// `KEY=VALUE` pointers, then a null one: what `environ` is set to in the child.
-    pub(super) fn pointers(&self) -> &[*const libc::c_char] {
-        &self.pointers
-    }
+/// The environment of one child: null-terminated pointers into `inherited`'s strings and
+/// into `added`, which are kept with them so that the pointers stay valid (moving a
+/// `CString` leaves its bytes where they are).
+pub(super) struct ChildEnvironment {
+    pub added: Vec<CString>,
+    pub pointers: Vec<*const libc::c_char>,
+    pub inherited: Rc<[CString]>,
 }
 
 /// `inherited` with `added` added or replacing what it had, sorted by name; where `added`
 /// names a variable twice, the later value wins. `None`: a name or value holds a NUL.
-pub(super) fn with_added<'a>(
-    inherited: &'a Inherited,
+pub(super) fn with_added(
+    inherited: &Inherited,
     added: &[(&OsStr, &OsStr)],
-) -> Option<ChildEnvironment<'a>> {
+) -> Option<ChildEnvironment> {
     let mut own: Vec<CString> = Vec::with_capacity(added.len());
     for (key, value) in added.iter().rev() {
         if !own.iter().any(|var| name(var) == key.as_bytes()) {
@@ -73,10 +67,31 @@ pub(super) fn with_added<'a>(
         .chain([std::ptr::null()])
         .collect();
     Some(ChildEnvironment {
-        _added: own,
+        added: own,
         pointers,
-        _inherited: PhantomData,
+        inherited: Rc::clone(&inherited.vars),
     })
+}
+
+/// A copy of the C library's `environ` pointers, null-terminated: a child that keeps
+/// pidvisor's environment gets this, so that nothing pidvisor changes later (it removes
+/// `NOTIFY_SOCKET` during set-up) moves what the child is reading.
+pub(super) fn current() -> Vec<*const libc::c_char> {
+    unsafe extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    let mut pointers = Vec::new();
+    // SAFETY: `environ` is the C library's null-terminated array, read (not changed) here
+    // by pidvisor's only thread.
+    unsafe {
+        let mut cursor = environ;
+        while !cursor.is_null() && !(*cursor).is_null() {
+            pointers.push(*cursor);
+            cursor = cursor.add(1);
+        }
+    }
+    pointers.push(std::ptr::null());
+    pointers
 }
 
 /// `KEY=VALUE`, or `None` if either holds a NUL.
@@ -99,9 +114,9 @@ fn name(var: &CStr) -> &[u8] {
 mod tests {
     use super::*;
 
-    fn strings(env: &ChildEnvironment<'_>) -> Vec<String> {
+    fn strings(env: &ChildEnvironment) -> Vec<String> {
         let (last, vars) = env
-            .pointers()
+            .pointers
             .split_last()
             .expect("a null pointer at the end");
         assert!(last.is_null());

@@ -1,22 +1,37 @@
-//! The fork itself: straight into the child's cgroup where the kernel can do that.
+//! Starting the child: sharing pidvisor's memory where it can, straight into the child's
+//! cgroup where the kernel can do that.
+//!
+//! A `fork` copies pidvisor's page tables, and every page either side then writes is
+//! copied on the first write; with a hundred services, that was a third of what
+//! starting them cost pidvisor and the children together (`bench/floor.py --modes`).
+//! So on x86_64 the child is started with `CLONE_VM`, without `CLONE_VFORK`: it runs in
+//! pidvisor's memory, on a stack of its own ([`Stack`]), until its `exec` gives it
+//! memory of its own, and pidvisor goes on meanwhile, as after a `fork`. What the child
+//! reads ([`Prepared`]) stays unchanged until the report pipe says it has exec'd or
+//! exited; it writes only its own stack (see `raw` for `errno`). Signals are blocked
+//! around the `clone`, so that no handler runs in the child before it has reset them.
 //!
 //! Writing `cgroup.procs` moves a running process, and every such move takes the cgroup
-//! hierarchy's process-wide lock for writing, which also holds up every `fork` meanwhile:
-//! with a cgroup per service, those moves were most of the cost of starting services.
+//! hierarchy's process-wide lock for writing, which also holds up every `fork` meanwhile.
 //! `clone3` with `CLONE_INTO_CGROUP` (Linux 5.7) creates the child in its cgroup instead,
-//! with no move. Where it is refused (an older kernel, a cgroup v1 folder, a permission
-//! the move would also lack), a plain `fork` is made and the child joins by writing
-//! `cgroup.procs` as before, so that any error is reported the same way.
+//! with no move. Where that is refused (an older kernel, a cgroup v1 folder, a seccomp
+//! filter that hides `clone3`, as Docker's does), the child is started with the older
+//! `clone` and joins by writing `cgroup.procs`; where `CLONE_VM` cannot be had (another
+//! architecture, a `clone` that fails), a plain `fork` (or `clone3` into the cgroup) is
+//! made, and the forked child runs the same code on its copy.
 //!
 //! Not for a cgroup that `cgroup.kill` has emptied: Linux 6.14 and later (seen on 6.18)
 //! compare the kill count of the parent's cgroup, read before the fork, with that of the
 //! child's at its end, and SIGKILL the child when they differ, so every child created
 //! into a cgroup killed before dies at birth. The caller says when a cgroup was killed.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use super::child::{self, Prepared};
 
 /// `CLONE_INTO_CGROUP` from linux/sched.h.
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
@@ -24,7 +39,7 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `struct clone_args` from linux/sched.h, up to `cgroup` (CLONE_ARGS_SIZE_VER2).
 #[repr(C)]
 #[derive(Default)]
-struct CloneArgs {
+pub(super) struct CloneArgs {
     flags: u64,
     pidfd: u64,
     child_tid: u64,
@@ -38,29 +53,92 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// Which side of the fork this is.
-pub(super) enum Forked {
-    /// The parent, with the child's pid.
-    Parent(i32),
-    /// The child, and whether it was born in its cgroup.
-    Child { in_cgroup: bool },
+/// The stack of a child that shares pidvisor's memory, with a guard page below it; unmapped
+/// when dropped, which must wait until the child has exec'd or exited.
+pub(super) struct Stack {
+    base: *mut libc::c_void,
+    len: usize,
 }
 
-/// Forks, into the cgroup whose `cgroup.procs` is `procs` if the kernel allows. `Err`:
-/// the errno of a failed `fork`.
-///
-/// # Safety
-/// As for `fork`: the child may only make async-signal-safe calls until it execs.
-pub(super) unsafe fn fork(procs: Option<&CStr>) -> Result<Forked, i32> {
-    if let Some(dir) = procs.and_then(open_folder) {
+/// What the child's code and the system calls it makes need, with room to spare (a debug
+/// build's frames are large); only the pages touched become memory.
+const STACK_SIZE: usize = 128 * 1024;
+const GUARD: usize = 4096;
+
+impl Stack {
+    fn new() -> io::Result<Stack> {
+        let len = STACK_SIZE + GUARD;
+        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = Stack { base, len };
+        // SAFETY: the lowest page of the mapping just made: a fault instead of an overflow.
+        if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    fn top(&self) -> *mut u8 {
+        // SAFETY: one past the end of the mapping, which is page-aligned.
+        unsafe { self.base.cast::<u8>().add(self.len) }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer used by any child (the caller's
+        // contract on dropping).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// A started child: its pid, and the stack it runs on if it shares pidvisor's memory.
+pub(super) struct Started {
+    pub pid: i32,
+    pub stack: Option<Stack>,
+}
+
+/// Starts the child that runs `prepared`, in the cgroup whose `cgroup.procs` is `procs`
+/// if given: created in it unless `killed` (see above), else joining it. `Err`: the errno
+/// of a failed `fork`.
+pub(super) fn start(
+    prepared: &mut Prepared,
+    procs: Option<&CStr>,
+    killed: bool,
+) -> Result<Started, i32> {
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(stack) = Stack::new() {
+        let blocked = block_signals();
+        let started = clone_vm(prepared, procs, killed, stack);
+        restore_signals(&blocked);
+        if let Some(started) = started {
+            return Ok(started);
+        }
+    }
+    prepared.join_cgroup = procs.map(CStr::to_owned);
+    let born_in = procs.filter(|_| !killed).and_then(open_folder);
+    if let Some(dir) = &born_in {
         let args = CloneArgs {
             flags: CLONE_INTO_CGROUP,
             exit_signal: libc::SIGCHLD as u64,
             cgroup: dir.as_raw_fd() as u64,
             ..CloneArgs::default()
         };
+        prepared.join_cgroup = None;
         // SAFETY: a valid clone_args of the size passed; without CLONE_VM the child gets
-        // a copy of this process, as with fork.
+        // a copy of this process, as with fork, and runs only `child::run`.
         let pid = unsafe {
             libc::syscall(
                 libc::SYS_clone3,
@@ -69,25 +147,92 @@ pub(super) unsafe fn fork(procs: Option<&CStr>) -> Result<Forked, i32> {
             )
         };
         match pid {
-            0 => return Ok(Forked::Child { in_cgroup: true }),
-            pid if pid > 0 => return Ok(Forked::Parent(pid as i32)),
-            _ => {} // Refused: a plain fork, and the child joins the usual way.
+            0 => child::run(prepared),
+            pid if pid > 0 => {
+                return Ok(Started {
+                    pid: pid as i32,
+                    stack: None,
+                });
+            }
+            _ => prepared.join_cgroup = procs.map(CStr::to_owned),
         }
     }
-    // SAFETY: the caller's contract.
+    // SAFETY: the child runs only `child::run`, which makes no C library call.
     match unsafe { libc::fork() } {
-        0 => Ok(Forked::Child { in_cgroup: false }),
-        pid if pid > 0 => Ok(Forked::Parent(pid)),
-        _ => Err(std::io::Error::last_os_error()
+        0 => child::run(prepared),
+        pid if pid > 0 => Ok(Started { pid, stack: None }),
+        _ => Err(io::Error::last_os_error()
             .raw_os_error()
             .unwrap_or(libc::EAGAIN)),
     }
 }
 
+/// The child on `stack`, sharing this process's memory: with `clone3` into its cgroup,
+/// else with `clone` (joining the cgroup itself). `None`: neither could be made.
+#[cfg(target_arch = "x86_64")]
+fn clone_vm(
+    prepared: &mut Prepared,
+    procs: Option<&CStr>,
+    killed: bool,
+    stack: Stack,
+) -> Option<Started> {
+    let entry = child::entry;
+    if let Some(dir) = procs.filter(|_| !killed).and_then(open_folder) {
+        prepared.join_cgroup = None;
+        let args = CloneArgs {
+            flags: libc::CLONE_VM as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: stack.base as u64,
+            stack_size: stack.len as u64,
+            cgroup: dir.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        let arg = (prepared as *const Prepared).cast::<u8>();
+        // SAFETY: the stack is the child's alone until it has exec'd or exited, which the
+        // caller waits for before dropping it and `prepared`; `entry` runs only
+        // `child::run`, which makes only `raw`'s system calls.
+        let pid = unsafe { super::raw::clone_vm(Some(&args), 0, stack.top(), entry, arg) };
+        if pid > 0 {
+            return Some(Started {
+                pid: pid as i32,
+                stack: Some(stack),
+            });
+        }
+    }
+    prepared.join_cgroup = procs.map(CStr::to_owned);
+    let flags = libc::CLONE_VM as u64 | libc::SIGCHLD as u64;
+    let arg = (prepared as *const Prepared).cast::<u8>();
+    // SAFETY: as above.
+    let pid = unsafe { super::raw::clone_vm(None, flags, stack.top(), entry, arg) };
+    (pid > 0).then(|| Started {
+        pid: pid as i32,
+        stack: Some(stack),
+    })
+}
+
+/// Blocks every signal; returns the mask to restore.
+#[cfg(target_arch = "x86_64")]
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigfillset and sigprocmask get valid sigset_t pointers.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn restore_signals(mask: &libc::sigset_t) {
+    // SAFETY: a valid sigset_t from block_signals.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+}
+
 /// The cgroup folder of a `cgroup.procs` path, opened for `clone3`.
 fn open_folder(procs: &CStr) -> Option<OwnedFd> {
     let dir = Path::new(std::ffi::OsStr::from_bytes(procs.to_bytes())).parent()?;
-    let dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let dir = CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: a valid C string; the descriptor gets one owner below.
     let fd = unsafe {
         libc::open(
