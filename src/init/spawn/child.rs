@@ -10,6 +10,7 @@
 use std::ffi::CString;
 use std::rc::Rc;
 
+use super::environment::Variable;
 use super::raw::{self, result};
 
 /// Everything a child does, made and owned by the parent, which keeps it unchanged
@@ -24,8 +25,8 @@ pub(super) struct Prepared {
     pub _args: Vec<CString>,
     /// Null-terminated `KEY=VALUE` pointers, into `_added` and `_inherited`'s strings.
     pub envp: Vec<*const libc::c_char>,
-    pub _added: Vec<CString>,
-    pub _inherited: Option<Rc<[CString]>>,
+    pub _added: Vec<Variable>,
+    pub _inherited: Option<Rc<[Variable]>>,
     pub cwd: Option<CString>,
     /// The descriptors to make the child's 0, 1 and 2 (`None`: inherited).
     pub stdio: [Option<i32>; 3],

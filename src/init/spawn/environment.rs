@@ -7,7 +7,7 @@
 //! services, that copy was most of what a start allocated.
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::rc::Rc;
 
@@ -15,7 +15,26 @@ use std::rc::Rc;
 /// one, where the environment named a variable twice). Shared with each child being
 /// started, which reads it until its `exec` (see `fork`).
 pub struct Inherited {
-    vars: Rc<[CString]>,
+    vars: Rc<[Variable]>,
+}
+
+/// A `KEY=VALUE` string and the length of its `KEY`.
+pub(super) struct Variable {
+    string: CString,
+    name_len: usize,
+}
+
+impl Variable {
+    fn new(key: &OsStr, value: &OsStr) -> Option<Variable> {
+        Some(Variable {
+            string: entry(key, value)?,
+            name_len: key.len(),
+        })
+    }
+
+    fn name(&self) -> &[u8] {
+        &self.string.as_bytes()[..self.name_len]
+    }
 }
 
 impl Inherited {
@@ -26,46 +45,49 @@ impl Inherited {
         Inherited {
             vars: vars
                 .iter()
-                .filter_map(|(key, value)| entry(key, value))
+                .filter_map(|(key, value)| Variable::new(key, value))
                 .collect(),
         }
     }
 }
 
 /// The environment of one child: null-terminated pointers into `inherited`'s strings and
-/// into `added`, which are kept with them so that the pointers stay valid (moving a
+/// into `added`'s, which are kept with them so that the pointers stay valid (moving a
 /// `CString` leaves its bytes where they are).
 pub(super) struct ChildEnvironment {
-    pub added: Vec<CString>,
+    pub added: Vec<Variable>,
     pub pointers: Vec<*const libc::c_char>,
-    pub inherited: Rc<[CString]>,
+    pub inherited: Rc<[Variable]>,
 }
 
 /// `inherited` with `added` added or replacing what it had, sorted by name; where `added`
 /// names a variable twice, the later value wins. `None`: a name or value holds a NUL.
+/// Both lists are merged in order: the inherited one is sorted already, and the added
+/// one is short.
 pub(super) fn with_added(
     inherited: &Inherited,
     added: &[(&OsStr, &OsStr)],
 ) -> Option<ChildEnvironment> {
-    let mut own: Vec<CString> = Vec::with_capacity(added.len());
+    let mut own: Vec<Variable> = Vec::with_capacity(added.len());
     for (key, value) in added.iter().rev() {
-        if !own.iter().any(|var| name(var) == key.as_bytes()) {
-            own.push(entry(key, value)?);
+        if !own.iter().any(|var| var.name() == key.as_bytes()) {
+            own.push(Variable::new(key, value)?);
         }
     }
-    let mut all: Vec<&CStr> = inherited
-        .vars
-        .iter()
-        .filter(|var| !own.iter().any(|mine| name(mine) == name(var)))
-        .chain(&own)
-        .map(CString::as_c_str)
-        .collect();
-    all.sort_unstable_by(|a, b| name(a).cmp(name(b)));
-    let pointers = all
-        .iter()
-        .map(|var| var.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
+    own.sort_unstable_by(|a, b| a.name().cmp(b.name()));
+    let mut pointers = Vec::with_capacity(inherited.vars.len() + own.len() + 1);
+    let mut mine = own.iter().peekable();
+    for var in inherited.vars.iter() {
+        while let Some(next) = mine.next_if(|next| next.name() < var.name()) {
+            pointers.push(next.string.as_ptr());
+        }
+        match mine.next_if(|next| next.name() == var.name()) {
+            Some(replacement) => pointers.push(replacement.string.as_ptr()),
+            None => pointers.push(var.string.as_ptr()),
+        }
+    }
+    pointers.extend(mine.map(|var| var.string.as_ptr()));
+    pointers.push(std::ptr::null());
     Some(ChildEnvironment {
         added: own,
         pointers,
@@ -103,16 +125,10 @@ fn entry(key: &OsStr, value: &OsStr) -> Option<CString> {
     CString::new(pair).ok()
 }
 
-/// The name of a `KEY=VALUE` string.
-fn name(var: &CStr) -> &[u8] {
-    let bytes = var.to_bytes();
-    let end = bytes.iter().position(|&b| b == b'=').unwrap_or(bytes.len());
-    &bytes[..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CStr;
 
     fn strings(env: &ChildEnvironment) -> Vec<String> {
         let (last, vars) = env
@@ -130,7 +146,10 @@ mod tests {
         Inherited {
             vars: vars
                 .iter()
-                .map(|v| CString::new(*v).expect("no NUL"))
+                .map(|v| {
+                    let (key, value) = v.split_once('=').expect("KEY=VALUE");
+                    Variable::new(OsStr::new(key), OsStr::new(value)).expect("no NUL")
+                })
                 .collect(),
         }
     }
