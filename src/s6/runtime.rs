@@ -6,10 +6,11 @@
 //! `/var/run/s6/env-stage3/` (where a script may write `S6_STAGE2_EXITED`). `PIDVISOR_S6_DIR`
 //! moves the folder. What cannot be written is a warning: the services run anyway.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, symlink};
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 /// Writes the runtime folder `root`: the environment `vars`, and a link per service
@@ -59,8 +60,8 @@ pub fn write(
 /// Whether `with-contenv` is installed (`--install-links` made it) in a folder of `path`
 /// (the PATH variable) or in `/command` (s6-overlay v3's place for it). With no service
 /// and no init script, it is the only reader the runtime folder could have, and writing
-/// the folder (a file per variable of the environment, after removing the last run's)
-/// is most of what pidvisor does before it can start the main command.
+/// the folder (a file per variable of the environment) is most of what pidvisor does
+/// before it can start the main command.
 pub fn with_contenv_installed(path: Option<&std::ffi::OsStr>) -> bool {
     let folders = path.map(std::env::split_paths).into_iter().flatten();
     folders
@@ -68,30 +69,67 @@ pub fn with_contenv_installed(path: Option<&std::ffi::OsStr>) -> bool {
         .any(|folder| folder.join("with-contenv").exists())
 }
 
-/// A fresh envdir: what an earlier run left is removed first.
+/// The envdir holding exactly `vars`: what an earlier run left (a restarted container
+/// keeps its /var/run) is replaced, except a file that already holds its variable's
+/// value with mode 0644, which is kept (reading it costs less than writing it anew).
 fn write_environment(
     dir: &Path,
     vars: impl Iterator<Item = (OsString, OsString)>,
 ) -> io::Result<()> {
-    match fs::remove_dir_all(dir) {
-        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
-        _ => {}
-    }
     DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    let mut written = HashSet::new();
     for (name, value) in vars {
         let bytes = name.as_encoded_bytes();
         // Not a file name: no way to write it (s6-dumpenv cannot either).
         if bytes.is_empty() || bytes.contains(&b'/') || bytes.starts_with(b".") {
             continue;
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(dir.join(&name))?;
-        file.write_all(value.as_encoded_bytes())?;
+        let path = dir.join(&name);
+        if !holds(&path, value.as_encoded_bytes()) {
+            remove_entry(&path)?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&path)?;
+            file.write_all(value.as_encoded_bytes())?;
+        }
+        written.insert(name);
+    }
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if !written.contains(&entry.file_name()) {
+            remove_entry(&entry.path())?;
+        }
     }
     Ok(())
+}
+
+/// Whether `path` is a file of mode 0644 holding exactly `value`.
+fn holds(path: &Path, value: &[u8]) -> bool {
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let fits = file.metadata().is_ok_and(|meta| {
+        meta.is_file()
+            && meta.permissions().mode() & 0o7777 == 0o644
+            && meta.len() == value.len() as u64
+    });
+    let mut content = Vec::with_capacity(value.len());
+    fits && file.read_to_end(&mut content).is_ok() && content == value
+}
+
+/// Removes a file or a folder (with what it holds) at `path`, if there is one.
+fn remove_entry(path: &Path) -> io::Result<()> {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(err) => Err(err),
+    };
+    match removed {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    }
 }
 
 /// `services/NAME` -> the service's folder (absolute, as the services' folders are), for
@@ -162,10 +200,25 @@ mod tests {
             fs::canonicalize(dir.path().join("services/web")).unwrap(),
             fs::canonicalize(&service).unwrap()
         );
-        // A second start begins afresh and replaces its links.
-        let problems = write(dir.path(), vars[..1].iter().cloned(), &[("web", &service)]);
+        // A second start leaves exactly its own environment: what a script added is
+        // gone, a changed value or mode is written anew, an unchanged file stays.
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        let kept = inode(&envdir.join("PATH"));
+        fs::write(envdir.join("GREETING"), "from cont-init").unwrap();
+        fs::set_permissions(envdir.join("EMPTY"), fs::Permissions::from_mode(0o600)).unwrap();
+        let mut second = vars[..3].to_vec();
+        second[1].1 = OsString::from("changed");
+        let problems = write(dir.path(), second.iter().cloned(), &[("web", &service)]);
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(read_env_dir(&envdir).unwrap().len(), 1);
+        let mut expected = second.clone();
+        expected.sort();
+        assert_eq!(read_env_dir(&envdir).unwrap(), expected);
+        assert_eq!(
+            inode(&envdir.join("PATH")),
+            kept,
+            "an unchanged file is kept"
+        );
+        assert_eq!(mode(&envdir.join("EMPTY")), 0o644);
     }
 
     #[test]
