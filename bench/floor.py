@@ -9,7 +9,7 @@ service has reported its start on a FIFO (bench/svc.c, the service of bench.py):
   launch          bench/launch.c as PID 1: N bare fork+exec, nothing else (the floor)
   pidvisor        pidvisor as PID 1 on a services folder of N such services
   pidvisor-nocg   the same with --no-cgroups
---modes adds bench/forkmodes.c as PID 1, a parent as heavy as pidvisor at 100 services
+--modes adds bench/forkmodes.c as PID 1, a parent as heavy as pidvisor with N services
 (descriptors, written heap) starting the same services three ways:
   fork-heavy      fork + exec, not waiting for the exec (pidvisor's way)
   vfork-heavy     vfork + exec, each exec waited for

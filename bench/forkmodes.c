@@ -2,10 +2,11 @@
  * for bench/floor.py --modes.
  *
  * As PID 1 of a fresh PID namespace, like bench/launch.c, but first made as heavy as
- * pidvisor is at 100 services: 400 open descriptors (close-on-exec, as pidvisor's pipe
- * ends are) and 300 KiB of written heap (its anonymous memory), of which it writes 40
- * pages between two starts (as its own bookkeeping does). Then it starts N children that
- * each exec the bench's service, in one of three ways:
+ * pidvisor is with N services: 4 open descriptors per service (close-on-exec, as
+ * pidvisor's pipe ends are: every child's exec closes them all) and 300 KiB of written
+ * heap (its anonymous memory at 100 services), of which it writes 40 pages between two
+ * starts (as its own bookkeeping does). Then it starts N children that each exec the
+ * bench's service, in one of three ways:
  *
  *   fork     fork + exec, not waiting for the exec (what pidvisor does)
  *   vfork    vfork + exec: the parent waits until the child's exec has replaced its memory
@@ -39,7 +40,7 @@ int main(int argc, char **argv) {
     const char *mode = argv[1];
     int n = atoi(argv[2]);
     service = argv[3];
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 2 * n; i++) {
         int fds[2];
         if (pipe2(fds, O_CLOEXEC) != 0) return 1;
     }
