@@ -16,6 +16,7 @@ pub mod limits;
 pub mod notify;
 pub mod oom;
 pub mod pipe;
+pub mod raw;
 pub mod reaper;
 pub mod resident;
 pub mod shebang;

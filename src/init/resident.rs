@@ -9,21 +9,33 @@
 //! kernel may reclaim the ones nobody maps, and the few that the event loop runs fault
 //! back in on their next use, from the cache, without any I/O.
 //!
+//! What faults back in is what runs after the release: [`release_and_wait`] therefore
+//! gives the pages back right before pidvisor first sleeps, and makes both that and the
+//! wait itself as raw system calls (`crate::init::raw`), so that while pidvisor sleeps the
+//! only code it maps is this function's page or two. The fault-around that filled the
+//! page tables at start-up also refills them: each code page that faults maps its 64 KiB
+//! window, and an ordinary loop pass after the release touched 8 to 10 such windows.
+//!
 //! Only segments that are read-only in memory are touched: their pages are never written,
 //! so dropping them loses nothing (for a private file mapping, `MADV_DONTNEED` means "read
 //! it from the file again"). The segments come from the program headers that the kernel
 //! passes in the auxiliary vector, so no file is read; a range is shrunk to whole pages
 //! inside the segment, so a page shared with a writable neighbour is never dropped.
 
-use std::ffi::c_void;
+use std::os::fd::RawFd;
 
-/// Unmaps the binary's read-only segments from this process; they are read again from
-/// the page cache when next used. Returns the number of bytes given back (0 where the
-/// program headers cannot be had).
-pub fn release_read_only_pages() -> usize {
+use crate::init::raw;
+
+/// Unmaps the binary's read-only segments from this process (they are read again from
+/// the page cache when next used), then waits on `epoll` without a timeout for up to
+/// `events.len()` events. Returns the bytes given back (0 where the program headers
+/// cannot be had) and what `epoll_pwait` returned (the number of events, or `-errno`).
+#[inline(never)]
+pub fn release_and_wait(epoll: RawFd, events: &mut [libc::epoll_event]) -> (usize, isize) {
     let page = page_size();
+    let segments = read_only_segments();
     let mut released = 0;
-    for (start, len) in read_only_segments() {
+    for &(start, len) in &segments {
         let first = start.div_ceil(page) * page;
         let end = (start + len) / page * page;
         if end <= first {
@@ -33,13 +45,26 @@ pub fn release_read_only_pages() -> usize {
         // program, mapped privately from its file and never written: MADV_DONTNEED only
         // drops the page-table entries, and the next access reads the same bytes back
         // from the file.
-        let done =
-            unsafe { libc::madvise(first as *mut c_void, end - first, libc::MADV_DONTNEED) == 0 };
+        let done = unsafe {
+            raw::syscall(
+                libc::SYS_madvise,
+                [first, end - first, libc::MADV_DONTNEED as usize, 0, 0],
+            )
+        } == 0;
         if done {
             released += end - first;
         }
     }
-    released
+    let (list, max) = (events.as_mut_ptr() as usize, events.len());
+    let forever = -1isize as usize;
+    // SAFETY: epoll_pwait writes at most `max` events into `events`; no signal mask.
+    let ready = unsafe {
+        raw::syscall(
+            libc::SYS_epoll_pwait,
+            [epoll as usize, list, max, forever, 0],
+        )
+    };
+    (released, ready)
 }
 
 fn page_size() -> usize {
@@ -97,7 +122,18 @@ mod tests {
                 .any(|&(start, len)| (start..start + len).contains(&here)),
             "this function's code lies in a read-only segment: {segments:x?}"
         );
-        assert!(release_read_only_pages() > 0);
+        let epoll = nix::sys::epoll::Epoll::new(nix::sys::epoll::EpollCreateFlags::EPOLL_CLOEXEC)
+            .expect("epoll");
+        let (pipe, writer) = nix::unistd::pipe().expect("pipe");
+        let event = nix::sys::epoll::EpollEvent::new(nix::sys::epoll::EpollFlags::EPOLLIN, 7);
+        epoll.add(&pipe, event).expect("add");
+        nix::unistd::write(&writer, b"x").expect("write");
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&epoll.0);
+        let (released, ready) = release_and_wait(fd, &mut events);
+        assert!(released > 0);
+        assert_eq!(ready, 1, "the pipe is ready: the wait returns at once");
+        assert_eq!({ events[0].u64 }, 7);
         // Still here, with the same answers.
         assert_eq!(read_only_segments(), segments);
         assert_eq!("still running".len(), 13);

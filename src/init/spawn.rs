@@ -34,7 +34,6 @@ use crate::init::signals::ChildSignalReset;
 mod child;
 mod environment;
 mod fork;
-mod raw;
 
 pub use environment::Inherited;
 

@@ -2,6 +2,7 @@
 //! each ready file descriptor to its owner and each passed deadline to its service or
 //! stage; between two waits, the container moves forward ([`Supervisor::advance`]).
 
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -52,15 +53,19 @@ impl Supervisor {
             self.sync_output();
             let timeout = self.timeout(now);
             // The first time there is nothing to wait for, wait SETTLED_MS first: if that
-            // passes quietly too, start-up is over (see `release_startup_pages`).
-            let settling = timeout == EpollTimeout::NONE && !self.startup_pages_released;
-            let timeout = if settling {
-                EpollTimeout::from(SETTLED_MS)
+            // passes quietly too, start-up is over, and the next time pidvisor goes to
+            // sleep, it gives start-up's pages back first (see `sleep_lighter`).
+            let idle = timeout == EpollTimeout::NONE;
+            let settling = idle && !self.startup_settled;
+            let waited = if idle && self.startup_settled && !self.startup_pages_released {
+                self.sleep_lighter(&mut events)
+            } else if settling {
+                self.epoll.wait(&mut events, EpollTimeout::from(SETTLED_MS))
             } else {
-                timeout
+                self.epoll.wait(&mut events, timeout)
             };
-            match self.epoll.wait(&mut events, timeout) {
-                Ok(0) if settling => self.release_startup_pages(),
+            match waited {
+                Ok(0) if settling => self.startup_settled = true,
                 Ok(ready) => {
                     for event in &events[..ready] {
                         if server::owns_token(event.data()) {
@@ -79,16 +84,23 @@ impl Supervisor {
         }
     }
 
-    /// Once, after start-up: unmaps the binary's read-only pages, nearly all of them
-    /// resident by then and most of them start-up code that will not run again. The
+    /// Once, after start-up, as pidvisor goes to sleep: unmaps the binary's read-only
+    /// pages, nearly all of them resident by then and most of them start-up code that will
+    /// not run again, and waits for events (see [`resident::release_and_wait`]). The
     /// loop's own pages come back from the page cache as it next runs.
-    fn release_startup_pages(&mut self) {
+    fn sleep_lighter(&mut self, events: &mut [EpollEvent]) -> nix::Result<usize> {
         self.startup_pages_released = true;
-        let released = resident::release_read_only_pages();
+        // SAFETY: nix's EpollEvent is a transparent wrapper of libc's epoll_event.
+        let raw_events =
+            unsafe { std::slice::from_raw_parts_mut(events.as_mut_ptr().cast(), events.len()) };
+        let (released, ready) = resident::release_and_wait(self.epoll.0.as_raw_fd(), raw_events);
         debug!(
             "start-up over: {} KiB of the binary unmapped",
             released / 1024
         );
+        crate::init::raw::result(ready)
+            .map(|ready| ready as usize)
+            .map_err(Errno::from_raw)
     }
 
     fn final_exit_code(&self) -> i32 {

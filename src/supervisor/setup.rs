@@ -159,6 +159,7 @@ impl Supervisor {
             // After notify_host, which may remove NOTIFY_SOCKET.
             environment: spawn::Inherited::capture(),
             startup_pages_released: false,
+            startup_settled: false,
         };
         supervisor.load_services(scanned, options.services_stop_timeout)?;
         for note in &options.notes {

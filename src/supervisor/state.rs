@@ -219,6 +219,9 @@ pub struct Supervisor {
     /// Whether start-up's pages of the binary have been given back (see
     /// [`crate::init::resident`]): once, when the loop has first had nothing to do.
     pub(super) startup_pages_released: bool,
+    /// Whether the loop has once waited SETTLED_MS with nothing happening: start-up is
+    /// over, and the pages go back the next time it sleeps.
+    pub(super) startup_settled: bool,
 }
 
 /// What was last reported about a service.

@@ -11,7 +11,7 @@ use std::ffi::CString;
 use std::rc::Rc;
 
 use super::environment::Variable;
-use super::raw::{self, result};
+use crate::init::raw::{self, result};
 
 /// Everything a child does, made and owned by the parent, which keeps it unchanged
 /// until the child has exec'd or exited (the child may be reading it from the parent's

@@ -32,26 +32,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::child::{self, Prepared};
+use crate::init::raw::CloneArgs;
 
 /// `CLONE_INTO_CGROUP` from linux/sched.h.
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// `struct clone_args` from linux/sched.h, up to `cgroup` (CLONE_ARGS_SIZE_VER2).
-#[repr(C)]
-#[derive(Default)]
-pub(super) struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
 
 /// The stack of a child that shares pidvisor's memory, with a guard page below it; unmapped
 /// when dropped, which must wait until the child has exec'd or exited.
@@ -191,7 +175,7 @@ fn clone_vm(
         // SAFETY: the stack is the child's alone until it has exec'd or exited, which the
         // caller waits for before dropping it and `prepared`; `entry` runs only
         // `child::run`, which makes only `raw`'s system calls.
-        let pid = unsafe { super::raw::clone_vm(Some(&args), 0, stack.top(), entry, arg) };
+        let pid = unsafe { crate::init::raw::clone_vm(Some(&args), 0, stack.top(), entry, arg) };
         if pid > 0 {
             return Some(Started {
                 pid: pid as i32,
@@ -203,7 +187,7 @@ fn clone_vm(
     let flags = libc::CLONE_VM as u64 | libc::SIGCHLD as u64;
     let arg = (prepared as *const Prepared).cast::<u8>();
     // SAFETY: as above.
-    let pid = unsafe { super::raw::clone_vm(None, flags, stack.top(), entry, arg) };
+    let pid = unsafe { crate::init::raw::clone_vm(None, flags, stack.top(), entry, arg) };
     (pid > 0).then(|| Started {
         pid: pid as i32,
         stack: Some(stack),

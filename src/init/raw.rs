@@ -1,15 +1,35 @@
-//! System calls made without the C library, for a child between its `clone` and `exec`.
+//! System calls made without the C library: for a child between its `clone` and `exec`,
+//! and for the last steps before pidvisor first goes idle.
 //!
-//! A child started with `CLONE_VM` (see `fork`) runs in pidvisor's memory until its
+//! A child started with `CLONE_VM` (see `spawn`) runs in pidvisor's memory until its
 //! `exec`, while pidvisor runs on. Every failing C library call writes `errno`, which is
 //! per thread: the child would write pidvisor's, and pidvisor could read the child's
 //! error as its own. So the child makes its system calls here, where an error comes back
-//! as `-errno` and nothing else is written. On x86_64 they are made with the `syscall`
-//! instruction directly; elsewhere (where `CLONE_VM` is not used and the child is a
-//! forked copy) through the C library's `syscall`.
+//! as `-errno` and nothing else is written. And once start-up's pages are given back
+//! (see `resident`), the code that still runs before pidvisor sleeps is what stays
+//! resident: a system call made here touches no C library code. On x86_64 they are made
+//! with the `syscall` instruction directly; elsewhere (where `CLONE_VM` is not used and
+//! the child is a forked copy) through the C library's `syscall`.
+
+/// `struct clone_args` from linux/sched.h, up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
 
 /// A system call's result: `Err(errno)` for the kernel's -4095..-1.
-pub(super) fn result(ret: isize) -> Result<isize, i32> {
+pub fn result(ret: isize) -> Result<isize, i32> {
     if (-4095..0).contains(&ret) {
         Err(-ret as i32)
     } else {
@@ -23,7 +43,7 @@ pub(super) fn result(ret: isize) -> Result<isize, i32> {
 /// The arguments must be what system call `n` expects (valid pointers where it reads or
 /// writes memory).
 #[cfg(target_arch = "x86_64")]
-pub(super) unsafe fn syscall(n: libc::c_long, args: [usize; 5]) -> isize {
+pub unsafe fn syscall(n: libc::c_long, args: [usize; 5]) -> isize {
     let ret: isize;
     // SAFETY: the caller's contract; the kernel clobbers rcx and r11 and nothing else.
     unsafe {
@@ -48,7 +68,7 @@ pub(super) unsafe fn syscall(n: libc::c_long, args: [usize; 5]) -> isize {
 /// # Safety
 /// As above. Only used in a forked child here, whose `errno` is its own.
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) unsafe fn syscall(n: libc::c_long, args: [usize; 5]) -> isize {
+pub unsafe fn syscall(n: libc::c_long, args: [usize; 5]) -> isize {
     // SAFETY: the caller's contract.
     let ret = unsafe { libc::syscall(n, args[0], args[1], args[2], args[3], args[4]) };
     if ret < 0 {
@@ -70,8 +90,8 @@ pub(super) unsafe fn syscall(n: libc::c_long, args: [usize; 5]) -> isize {
 /// child has exec'd or exited; `entry` makes only the calls of this module and touches
 /// only memory that stays valid and unchanged until then.
 #[cfg(target_arch = "x86_64")]
-pub(super) unsafe fn clone_vm(
-    clone3_args: Option<&super::fork::CloneArgs>,
+pub(crate) unsafe fn clone_vm(
+    clone3_args: Option<&CloneArgs>,
     flags: u64,
     stack_top: *mut u8,
     entry: unsafe extern "C" fn(*const u8) -> !,
@@ -80,8 +100,8 @@ pub(super) unsafe fn clone_vm(
     let (n, a0, a1) = match clone3_args {
         Some(args) => (
             libc::SYS_clone3,
-            args as *const super::fork::CloneArgs as usize,
-            std::mem::size_of::<super::fork::CloneArgs>(),
+            args as *const CloneArgs as usize,
+            std::mem::size_of::<CloneArgs>(),
         ),
         None => (libc::SYS_clone, flags as usize, stack_top as usize),
     };
