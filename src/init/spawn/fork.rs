@@ -2,8 +2,9 @@
 //! cgroup where the kernel can do that.
 //!
 //! A `fork` copies pidvisor's page tables, and every page either side then writes is
-//! copied on the first write; with a hundred services, that was a third of what
-//! starting them cost pidvisor and the children together (`bench/floor.py --modes`).
+//! copied on the first write; with a hundred services, starting them from a process as
+//! heavy as pidvisor took half as long again as without that (`bench/floor.py --modes`:
+//! 48.6 ms by `fork`, 33.2 ms by `clone(CLONE_VM)`).
 //! So on x86_64 the child is started with `CLONE_VM`, without `CLONE_VFORK`: it runs in
 //! pidvisor's memory, on a stack of its own ([`Stack`]), until its `exec` gives it
 //! memory of its own, and pidvisor goes on meanwhile, as after a `fork`. What the child
