@@ -12,7 +12,8 @@
 //! offset 0, which makes the kernel write the file anew (it used to be two opens and a
 //! dozen reads). It is read on demand (at a start, at a SIGKILL exit), never polled.
 
-use std::fs::{self, File};
+use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -24,9 +25,12 @@ pub struct OomCounter {
 impl OomCounter {
     /// Finds the first of the cgroup's files that holds a count, and keeps it open.
     pub fn open() -> OomCounter {
-        let file = fs::read_to_string("/proc/self/cgroup")
+        // Room for the whole file at once: read_to_string would start with 32 bytes.
+        let mut cgroups = String::with_capacity(4096);
+        let file = File::open("/proc/self/cgroup")
+            .and_then(|mut file| file.read_to_string(&mut cgroups))
             .ok()
-            .and_then(|cgroups| {
+            .and_then(|_| {
                 candidates(Path::new("/sys/fs/cgroup"), &cgroups)
                     .iter()
                     .filter_map(|path| File::open(path).ok())
@@ -80,6 +84,7 @@ fn read_count(file: &File) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn finds_the_v2_and_v1_files_of_its_cgroup_then_the_mounts_root() {

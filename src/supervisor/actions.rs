@@ -137,7 +137,7 @@ impl Supervisor {
         let setup = Setup {
             cwd: Some(&spec.working_dir),
             env: service_env(spec),
-            inherited: Some(&self.environment),
+            inherited: Some(self.environment.get_or_init(Inherited::capture)),
             credentials: spec.user.as_ref(),
             umask: spec.umask,
             stdin: Some(stdin),
@@ -188,7 +188,7 @@ impl Supervisor {
                 let setup = Setup {
                     cwd: Some(&service.spec.working_dir),
                     env: service_env(&service.spec),
-                    inherited: Some(&self.environment),
+                    inherited: Some(self.environment.get_or_init(Inherited::capture)),
                     credentials: service.spec.user.as_ref(),
                     umask: service.spec.umask,
                     stdout,
@@ -233,7 +233,7 @@ impl Supervisor {
             },
             Readiness::Command(command) => {
                 let spec = &slot.service.spec;
-                let environment = &self.environment;
+                let environment = self.environment.get_or_init(Inherited::capture);
                 match spawn_check_command(spec, &command, environment, self.signals.child_reset()) {
                     Ok(pid) => slot.probe_pid = Some(pid),
                     Err(err) => {

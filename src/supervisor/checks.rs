@@ -26,6 +26,7 @@ use super::state::{CHECK, PROBE_INTERVAL, Slot, Stage, Supervisor, token};
 use crate::duration::deadline_after;
 use crate::init::reaper::Exit;
 use crate::init::signals;
+use crate::init::spawn::Inherited;
 use crate::output::events::Event;
 use crate::services::http_check::{HttpCheck, HttpStep};
 use crate::services::liveness::Verdict;
@@ -144,7 +145,8 @@ impl Supervisor {
         let started = match check {
             Check::Command(command) => {
                 let (spec, reset) = (&slot.service.spec, self.signals.child_reset());
-                spawn_check_command(spec, &command, &self.environment, reset)
+                let environment = self.environment.get_or_init(Inherited::capture);
+                spawn_check_command(spec, &command, environment, reset)
                     .map(|pid| How::Command { pid, killed: false })
                     .map_err(|err| err.message)
             }

@@ -5,6 +5,7 @@
 //! script and no service, the main command is forked first of all of this, so that it
 //! execs while the rest is set up.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsFd;
@@ -156,8 +157,7 @@ impl Supervisor {
             main_wait: options.main_wait,
             main_due: None,
             sd_notify: notify_host(options),
-            // After notify_host, which may remove NOTIFY_SOCKET.
-            environment: spawn::Inherited::capture(),
+            environment: OnceCell::new(),
             startup_pages_released: false,
             startup_settled: false,
         };

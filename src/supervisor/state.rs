@@ -5,6 +5,7 @@
 //! Data only, and the few helpers every other file of the supervisor needs; what the
 //! supervisor does is in those files, each an `impl Supervisor` of its own.
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io;
@@ -213,9 +214,10 @@ pub struct Supervisor {
     pub(super) main_due: Option<Instant>,
     /// `NOTIFY_SOCKET`: what the host has been told.
     pub(super) sd_notify: Option<SdNotify>,
-    /// pidvisor's environment, read once set-up no longer changes it, which every service
-    /// program gets with its own variables added.
-    pub(super) environment: spawn::Inherited,
+    /// pidvisor's environment, which every service program gets with its own variables
+    /// added: read by the first such start, after set-up (which may remove
+    /// `NOTIFY_SOCKET`); never read when no service runs.
+    pub(super) environment: OnceCell<spawn::Inherited>,
     /// Whether start-up's pages of the binary have been given back (see
     /// [`crate::init::resident`]): once, when the loop has first had nothing to do.
     pub(super) startup_pages_released: bool,
