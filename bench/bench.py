@@ -473,6 +473,14 @@ class Ns:
         return (t1 - t0) / 1e6 if ok else None
 
     def kill(self):
+        # pidvisor gets SIGTERM first, so that it removes its cgroup folders (a SIGKILLed
+        # one leaves them in the host's hierarchy); the peers are simply killed.
+        if not self.gone() and str(self.init).startswith("pidvisor"):
+            try:
+                os.kill(self.pid1, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            self.wait_gone(10)
         if not self.gone():
             try:
                 os.kill(self.pid1, signal.SIGKILL)
