@@ -103,25 +103,19 @@ pub(super) fn start(
     procs: Option<&CStr>,
     killed: bool,
 ) -> Result<Started, i32> {
+    let folder = procs.filter(|_| !killed).and_then(open_folder);
     #[cfg(target_arch = "x86_64")]
     if let Ok(stack) = Stack::new() {
         let blocked = block_signals();
-        let started = clone_vm(prepared, procs, killed, stack);
+        let started = clone_vm(prepared, procs, folder.as_ref(), stack);
         restore_signals(&blocked);
         if let Some(started) = started {
             return Ok(started);
         }
     }
-    prepared.join_cgroup = procs.map(CStr::to_owned);
-    let born_in = procs.filter(|_| !killed).and_then(open_folder);
-    if let Some(dir) = &born_in {
-        let args = CloneArgs {
-            flags: CLONE_INTO_CGROUP,
-            exit_signal: libc::SIGCHLD as u64,
-            cgroup: dir.as_raw_fd() as u64,
-            ..CloneArgs::default()
-        };
+    if let Some(dir) = &folder {
         prepared.join_cgroup = None;
+        let args = into_cgroup(0, dir, None);
         // SAFETY: a valid clone_args of the size passed; without CLONE_VM the child gets
         // a copy of this process, as with fork, and runs only `child::run`.
         let pid = unsafe {
@@ -139,9 +133,10 @@ pub(super) fn start(
                     stack: None,
                 });
             }
-            _ => prepared.join_cgroup = procs.map(CStr::to_owned),
+            _ => {} // Refused: a plain fork, and the child joins.
         }
     }
+    prepared.join_cgroup = procs.map(CStr::to_owned);
     // SAFETY: the child runs only `child::run`, which makes no C library call.
     match unsafe { libc::fork() } {
         0 => child::run(prepared),
@@ -152,26 +147,33 @@ pub(super) fn start(
     }
 }
 
-/// The child on `stack`, sharing this process's memory: with `clone3` into its cgroup,
-/// else with `clone` (joining the cgroup itself). `None`: neither could be made.
+/// `clone3`'s arguments for a child created in the cgroup `folder`, with `flags` and, if
+/// it shares pidvisor's memory, on `stack`.
+fn into_cgroup(flags: u64, folder: &OwnedFd, stack: Option<&Stack>) -> CloneArgs {
+    CloneArgs {
+        flags: flags | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.map_or(0, |stack| stack.base as u64),
+        stack_size: stack.map_or(0, |stack| stack.len as u64),
+        cgroup: folder.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    }
+}
+
+/// The child on `stack`, sharing this process's memory: with `clone3` into the cgroup
+/// `folder`, else with `clone` (joining the cgroup of `procs` itself). `None`: neither
+/// could be made.
 #[cfg(target_arch = "x86_64")]
 fn clone_vm(
     prepared: &mut Prepared,
     procs: Option<&CStr>,
-    killed: bool,
+    folder: Option<&OwnedFd>,
     stack: Stack,
 ) -> Option<Started> {
     let entry = child::entry;
-    if let Some(dir) = procs.filter(|_| !killed).and_then(open_folder) {
+    if let Some(dir) = folder {
         prepared.join_cgroup = None;
-        let args = CloneArgs {
-            flags: libc::CLONE_VM as u64 | CLONE_INTO_CGROUP,
-            exit_signal: libc::SIGCHLD as u64,
-            stack: stack.base as u64,
-            stack_size: stack.len as u64,
-            cgroup: dir.as_raw_fd() as u64,
-            ..CloneArgs::default()
-        };
+        let args = into_cgroup(libc::CLONE_VM as u64, dir, Some(&stack));
         let arg = (prepared as *const Prepared).cast::<u8>();
         // SAFETY: the stack is the child's alone until it has exec'd or exited, which the
         // caller waits for before dropping it and `prepared`; `entry` runs only
