@@ -15,7 +15,11 @@ service has reported its start on a FIFO (bench/svc.c, the service of bench.py):
   vfork-heavy     vfork + exec, each exec waited for
   clonevm-heavy   clone(CLONE_VM) + exec, not waiting: no page tables copied, no
                   copy-on-write faults
-PIDVISOR=/path measures another build. Medians of REPS runs (default 5).
+The C programs (the service, launch, forkmodes) are built statically with musl-gcc where
+it is installed (Debian's musl-tools), else with cc: a static glibc program probes the
+CPU at every start, a trap to the hypervisor on some VMs (see bench/svc.c); SVC_CC=cc
+builds them with glibc all the same. PIDVISOR=/path measures another build. Medians of
+REPS runs (default 5).
 """
 import os
 import select
@@ -96,13 +100,14 @@ def main():
     try:
         svc = os.path.join(tmp, "run")
         launch = os.path.join(tmp, "launch")
-        subprocess.run(["cc", "-O2", "-static", "-o", svc, os.path.join(HERE, "svc.c")],
+        cc = os.environ.get("SVC_CC") or ("musl-gcc" if shutil.which("musl-gcc") else "cc")
+        subprocess.run([cc, "-O2", "-static", "-o", svc, os.path.join(HERE, "svc.c")],
                        check=True)
-        subprocess.run(["cc", "-O2", "-static", "-o", launch,
+        subprocess.run([cc, "-O2", "-static", "-o", launch,
                         os.path.join(HERE, "launch.c")], check=True)
         forkmodes = os.path.join(tmp, "forkmodes")
         if modes:
-            subprocess.run(["cc", "-O2", "-static", "-o", forkmodes,
+            subprocess.run([cc, "-O2", "-static", "-o", forkmodes,
                             os.path.join(HERE, "forkmodes.c")], check=True)
         services = os.path.join(tmp, "services.d")
         empty = os.path.join(tmp, "empty")
@@ -126,7 +131,8 @@ def main():
             for name, argv in variants.items():
                 graceful = name.startswith("pidvisor")
                 times[name].append(measure(tmp, argv, n, graceful))
-        print(f"{n} services all running, ms (median of {reps}; {pidvisor}):")
+        print(f"{n} services all running, ms (median of {reps}; {pidvisor}; C programs "
+              f"built with {cc}):")
         for name, values in times.items():
             good = [v for v in values if v is not None]
             median = f"{statistics.median(good):.1f}" if good else "-"

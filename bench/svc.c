@@ -5,6 +5,9 @@
  * blow the 30 ms budget of 100 services on 2 cores). bench.py installs it as each
  * service's `run` file (a hard link), so every service process has the comm name "run",
  * which is how bench.py tells services apart from the supervisor's own processes.
+ * bench.py and floor.py build it with musl-gcc where musl-tools is installed: a static
+ * glibc program probes the CPU's caches with CPUID at every start, which traps to the
+ * hypervisor on some VMs (0.2-0.5 ms per start seen), and would time the service instead.
  *
  * The mode is argv[1] if it names one, else the first word of the file ./bench-mode (the
  * service folder is the working directory under pidvisor, s6, runit and supervisord), else
