@@ -12,7 +12,7 @@ use tracing::{debug, error, warn};
 use super::output;
 use super::state::{
     CHECK, KIND_BITS, KIND_MASK, Main, NOTIFY, PROBE_INTERVAL, SIGNALS, STDERR, STDOUT, Stage,
-    Supervisor, TCP,
+    Startup, Supervisor, TCP,
 };
 use crate::control::server;
 use crate::duration::deadline_after;
@@ -56,8 +56,8 @@ impl Supervisor {
             // passes quietly too, start-up is over, and the next time pidvisor goes to
             // sleep, it gives start-up's pages back first (see `sleep_lighter`).
             let idle = timeout == EpollTimeout::NONE;
-            let settling = idle && !self.startup_settled;
-            let waited = if idle && self.startup_settled && !self.startup_pages_released {
+            let settling = idle && self.startup == Startup::Busy;
+            let waited = if idle && self.startup == Startup::Settled {
                 self.sleep_lighter(&mut events)
             } else if settling {
                 self.epoll.wait(&mut events, EpollTimeout::from(SETTLED_MS))
@@ -65,7 +65,7 @@ impl Supervisor {
                 self.epoll.wait(&mut events, timeout)
             };
             match waited {
-                Ok(0) if settling => self.startup_settled = true,
+                Ok(0) if settling => self.startup = Startup::Settled,
                 Ok(ready) => {
                     for event in &events[..ready] {
                         if server::owns_token(event.data()) {
@@ -89,7 +89,7 @@ impl Supervisor {
     /// not run again, and waits for events (see [`resident::release_and_wait`]). The
     /// loop's own pages come back from the page cache as it next runs.
     fn sleep_lighter(&mut self, events: &mut [EpollEvent]) -> nix::Result<usize> {
-        self.startup_pages_released = true;
+        self.startup = Startup::PagesReleased;
         // SAFETY: nix's EpollEvent is a transparent wrapper of libc's epoll_event.
         let raw_events =
             unsafe { std::slice::from_raw_parts_mut(events.as_mut_ptr().cast(), events.len()) };

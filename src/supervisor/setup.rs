@@ -17,7 +17,9 @@ use tracing::{debug, error, info, warn};
 
 use super::main_command::main_setup;
 use super::sd_notify::SdNotify;
-use super::state::{Main, Observed, SIGNALS, STDERR, STDOUT, Slot, Stage, Supervisor, token};
+use super::state::{
+    Main, Observed, SIGNALS, STDERR, STDOUT, Slot, Stage, Startup, Supervisor, token,
+};
 use crate::cli::Options;
 use crate::control::server::ControlServer;
 use crate::init::cgroup::Cgroups;
@@ -158,8 +160,7 @@ impl Supervisor {
             main_due: None,
             sd_notify: notify_host(options),
             environment: OnceCell::new(),
-            startup_pages_released: false,
-            startup_settled: false,
+            startup: Startup::Busy,
         };
         supervisor.load_services(scanned, options.services_stop_timeout)?;
         for note in &options.notes {

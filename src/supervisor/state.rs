@@ -218,12 +218,20 @@ pub struct Supervisor {
     /// added: read by the first such start, after set-up (which may remove
     /// `NOTIFY_SOCKET`); never read when no service runs.
     pub(super) environment: OnceCell<spawn::Inherited>,
-    /// Whether start-up's pages of the binary have been given back (see
-    /// [`crate::init::resident`]): once, when the loop has first had nothing to do.
-    pub(super) startup_pages_released: bool,
-    /// Whether the loop has once waited SETTLED_MS with nothing happening: start-up is
-    /// over, and the pages go back the next time it sleeps.
-    pub(super) startup_settled: bool,
+    /// How far start-up is from over, and whether its pages of the binary have been given
+    /// back (see [`crate::init::resident`]).
+    pub(super) startup: Startup,
+}
+
+/// Start-up's end, as the event loop sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Startup {
+    /// The loop has not yet waited SETTLED_MS with nothing happening.
+    Busy,
+    /// It has: start-up is over, and its pages go back the next time pidvisor sleeps.
+    Settled,
+    /// The pages have been given back (once).
+    PagesReleased,
 }
 
 /// What was last reported about a service.
