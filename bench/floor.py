@@ -10,11 +10,13 @@ service has reported its start on a FIFO (bench/svc.c, the service of bench.py):
   pidvisor        pidvisor as PID 1 on a services folder of N such services
   pidvisor-nocg   the same with --no-cgroups
 --modes adds bench/forkmodes.c as PID 1, a parent as heavy as pidvisor with N services
-(descriptors, written heap) starting the same services three ways:
+(descriptors, written heap) starting the same services four ways:
   fork-heavy      fork + exec, not waiting for the exec (pidvisor's way)
   vfork-heavy     vfork + exec, each exec waited for
   clonevm-heavy   clone(CLONE_VM) + exec, not waiting: no page tables copied, no
                   copy-on-write faults
+  files-heavy     as clonevm, sharing the descriptor table until the child unshares
+                  it with close_range: no descriptor copied or closed at exec
 The C programs (the service, launch, forkmodes) are built statically with musl-gcc where
 it is installed (Debian's musl-tools), else with cc: a static glibc program probes the
 CPU at every start, a trap to the hypervisor on some VMs (see bench/svc.c); SVC_CC=cc
@@ -124,7 +126,7 @@ def main():
             "pidvisor-nocg": [pidvisor, "--no-cgroups"] + common,
         }
         if modes:
-            for mode in ("fork", "vfork", "clonevm"):
+            for mode in ("fork", "vfork", "clonevm", "files"):
                 variants[f"{mode}-heavy"] = [forkmodes, mode, str(n), svc]
         times = {name: [] for name in variants}
         for rep in range(reps):

@@ -2,8 +2,9 @@
  * for bench/floor.py --modes.
  *
  * As PID 1 of a fresh PID namespace, like bench/launch.c, but first made as heavy as
- * pidvisor is with N services: 4 open descriptors per service (close-on-exec, as
- * pidvisor's pipe ends are: every child's exec closes them all) and 300 KiB of written
+ * pidvisor is with N services: 2 open descriptors per service (close-on-exec, as
+ * pidvisor's pipe ends are: every child copies them and its exec closes them all; pidvisor
+ * keeps the read ends of a service's stdout and stderr pipes) and 300 KiB of written
  * heap (its anonymous memory at 100 services), of which it writes 40 pages between two
  * starts (as its own bookkeeping does). Then it starts N children that each exec the
  * bench's service, in one of three ways:
@@ -12,6 +13,11 @@
  *   vfork    vfork + exec: the parent waits until the child's exec has replaced its memory
  *   clonevm  clone(CLONE_VM) on a stack of its own + exec, not waiting: no page table is
  *            copied and no page is copied on write, in the parent or the child
+ *   files    as clonevm, also sharing the descriptor table (CLONE_FILES): the child's
+ *            first act is close_range(3, ~0, CLOSE_RANGE_UNSHARE), which gives it a table
+ *            of its own holding only 0-2, so that no descriptor is copied or closed at
+ *            its exec (the child needs nothing but 0-2 here, which the parent never
+ *            changes: what a real supervisor could not do without more care)
  *
  * Usage: forkmodes MODE N SERVICE
  */
@@ -22,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define HEAP (300 * 1024)
@@ -35,12 +42,21 @@ static int child(void *unused) {
     _exit(127);
 }
 
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+
+static int child_unsharing(void *unused) {
+    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_UNSHARE) != 0) _exit(126);
+    return child(unused);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) return 2;
     const char *mode = argv[1];
     int n = atoi(argv[2]);
     service = argv[3];
-    for (int i = 0; i < 2 * n; i++) {
+    for (int i = 0; i < n; i++) {
         int fds[2];
         if (pipe2(fds, O_CLOEXEC) != 0) return 1;
     }
@@ -59,6 +75,9 @@ int main(int argc, char **argv) {
                 execl(service, "run", "idle", (char *)0);
                 _exit(127);
             }
+        } else if (strcmp(mode, "files") == 0) {
+            clone(child_unsharing, stacks + (size_t)STACK * (i + 1),
+                  CLONE_VM | CLONE_FILES | SIGCHLD, 0);
         } else {
             clone(child, stacks + (size_t)STACK * (i + 1), CLONE_VM | SIGCHLD, 0);
         }

@@ -62,17 +62,21 @@ fn current() -> io::Result<libc::rlimit> {
 /// that running the services (each spawn's copies and error pipe, readiness pipes, probes,
 /// control clients) still finds some free under a low hard limit. Released on drop.
 pub struct HeldDescriptors {
-    _held: Vec<OwnedFd>,
+    held: Vec<OwnedFd>,
 }
 
 impl HeldDescriptors {
     /// Holds up to `count` copies of `fd` (fewer if the limit is reached first).
     pub fn hold(fd: BorrowedFd<'_>, count: usize) -> HeldDescriptors {
-        HeldDescriptors {
-            _held: (0..count)
-                .map_while(|_| fd.try_clone_to_owned().ok())
-                .collect(),
-        }
+        let mut held = HeldDescriptors { held: Vec::new() };
+        held.hold_more(fd, count);
+        held
+    }
+
+    /// Holds up to `count` more copies of `fd`.
+    pub fn hold_more(&mut self, fd: BorrowedFd<'_>, count: usize) {
+        self.held
+            .extend((0..count).map_while(|_| fd.try_clone_to_owned().ok()));
     }
 }
 

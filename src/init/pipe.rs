@@ -1,10 +1,12 @@
 //! The pipes pidvisor makes for its children: both ends close-on-exec, each handed to a
-//! child as a copy, and made non-blocking where the event loop reads them.
+//! child as a copy (or, for a pipe whose write end pidvisor does not keep, as a write end
+//! opened anew through `/proc/self/fd`), and made non-blocking where the event loop reads
+//! them.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// A pipe whose two ends pidvisor holds open for its whole life.
+/// A pipe, both ends close-on-exec.
 pub struct Pipe {
     pub read: OwnedFd,
     pub write: OwnedFd,
@@ -24,11 +26,20 @@ impl Pipe {
         };
         Ok(Pipe { read, write })
     }
+}
 
-    /// A copy of the write end for a child's stdout or stderr.
-    pub fn writer_for_child(&self) -> io::Result<OwnedFd> {
-        self.write.try_clone()
+/// A new write end of the pipe whose read end is `read`: `/proc/self/fd/N` opened for
+/// writing opens the pipe itself (as a FIFO), not a copy of descriptor N. It never waits,
+/// since `read` is open. Fails where /proc is not mounted.
+pub fn reopen_write_end(read: &OwnedFd) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}\0", read.as_raw_fd());
+    // SAFETY: a NUL-terminated path; the descriptor gets one owner below.
+    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: open just returned it.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
 /// Makes reads and writes on `fd` return at once instead of waiting.

@@ -1,9 +1,14 @@
 //! Service output: whole lines, prefixed with the service's name, relayed to pidvisor's own
 //! stdout or stderr; and the pipes that feed a service's logger.
 //!
-//! Each relayed stream is a pipe created once per service and kept for pidvisor's whole
-//! life: every run of the service gets a copy of the write end, so nothing written between
-//! two runs is lost and a restart needs no new pipe. pidvisor reads whatever is there,
+//! Each relayed stream is a pipe created once per service, whose read end pidvisor keeps
+//! for its whole life: nothing written between two runs is lost and a restart needs no new
+//! pipe. pidvisor does not keep the write end: each run gets one opened anew through
+//! `/proc/self/fd` (where /proc cannot do that, the write end is kept). That halves
+//! the descriptors pidvisor holds per service, which every child it starts copies and
+//! closes again at its `exec`. Once no process holds a write end, the pipe reports
+//! end-of-file and the event loop stops watching it until the next run (an epoll set
+//! reports a hang-up whatever it was asked for). pidvisor reads whatever is there,
 //! writes out every complete line as `name | line` (one `write` for a whole batch of
 //! lines, and never a torn line, since all relayed output goes through this one thread),
 //! and keeps a partial last line until its newline arrives. A partial line longer than
@@ -26,8 +31,9 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
 
-use crate::init::pipe::{Pipe, set_nonblocking, unread_bytes};
+use crate::init::pipe::{Pipe, reopen_write_end, set_nonblocking, unread_bytes};
 pub use crate::output::outlet::Sink;
 use crate::output::outlet::{self, release_if_large};
 
@@ -85,15 +91,19 @@ impl LogPipe {
 
 /// One service stream relayed line by line with a name prefix.
 pub struct LineRelay {
-    pipe: Pipe,
+    read: OwnedFd,
+    /// The write end, kept only where /proc cannot open the pipe anew for each run.
+    kept_write: Option<OwnedFd>,
     prefix: Box<[u8]>,
     sink: Sink,
     /// The start of a line whose newline has not arrived yet.
     pending: Vec<u8>,
     /// Whole lines the sink has not taken yet, oldest first.
     backlog: Vec<u8>,
-    /// Whether the event loop has stopped reading the pipe (the backlog is full).
-    pub paused: bool,
+    /// Whether the pipe is in the event loop's epoll set (see [`LineRelay::wants_reading`]).
+    pub watched: bool,
+    /// A read found end-of-file: no process holds a write end until the next run.
+    writers_gone: bool,
     /// Runs that exited with bytes still in the pipe: how many bytes each one's output
     /// ends after the previous one's (the first: after what has been read). At least one
     /// byte each, so never more than the pipe holds.
@@ -102,21 +112,39 @@ pub struct LineRelay {
 
 impl LineRelay {
     pub fn new(service: &str, sink: Sink) -> io::Result<LineRelay> {
-        let pipe = Pipe::new()?;
-        set_nonblocking(&pipe.read)?;
+        let Pipe { read, write } = Pipe::new()?;
+        set_nonblocking(&read)?;
+        let kept_write = (!can_reopen(&read)).then_some(write);
         Ok(LineRelay {
-            pipe,
+            read,
+            kept_write,
             prefix: format!("{service} | ").into_bytes().into_boxed_slice(),
             sink,
             pending: Vec::new(),
             backlog: Vec::new(),
-            paused: false,
+            watched: false,
+            writers_gone: false,
             run_ends: VecDeque::new(),
         })
     }
 
-    pub fn writer_for_child(&self) -> io::Result<OwnedFd> {
-        self.pipe.writer_for_child()
+    /// A write end for a run of the service (its `run` or `finish`).
+    pub fn writer_for_child(&mut self) -> io::Result<OwnedFd> {
+        let writer = match &self.kept_write {
+            Some(write) => write.try_clone(),
+            None => reopen_write_end(&self.read),
+        };
+        if writer.is_ok() {
+            self.writers_gone = false;
+        }
+        writer
+    }
+
+    /// Whether the event loop should watch the pipe: not while the backlog is full (the
+    /// service then blocks on its full pipe), nor once every writer is gone (the pipe
+    /// would report its hang-up at every wait).
+    pub fn wants_reading(&self) -> bool {
+        !self.is_backed_up() && !self.writers_gone
     }
 
     pub fn sink(&self) -> Sink {
@@ -193,7 +221,7 @@ impl LineRelay {
     /// pipe holds nothing more, or once what it holds has been read.
     fn note_run_end(&mut self, scratch: &mut Scratch) -> io::Result<()> {
         let noted: usize = self.run_ends.iter().sum();
-        match unread_bytes(&self.pipe.read)?.saturating_sub(noted) {
+        match unread_bytes(&self.read)?.saturating_sub(noted) {
             0 if noted == 0 => self.end_pending_line(scratch),
             0 => Ok(()),
             more => {
@@ -234,7 +262,11 @@ impl LineRelay {
             .run_ends
             .front()
             .map_or(READ_CHUNK, |&end| end.min(READ_CHUNK));
-        let n = match read_some(&self.pipe.read, &mut scratch.read, want) {
+        let n = match read_some(&self.read, &mut scratch.read, want) {
+            Ok(0) => {
+                self.writers_gone = true;
+                0
+            }
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(0),
             Err(err) => return Err(err),
@@ -273,8 +305,15 @@ impl LineRelay {
 
 impl AsFd for LineRelay {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.pipe.read.as_fd()
+        self.read.as_fd()
     }
+}
+
+/// Whether this process can open a pipe anew through `/proc/self/fd` (tried once, on
+/// the first relay's pipe): where it cannot, every relay keeps its write end.
+fn can_reopen(read: &OwnedFd) -> bool {
+    static CAN: OnceLock<bool> = OnceLock::new();
+    *CAN.get_or_init(|| reopen_write_end(read).is_ok())
 }
 
 /// Buffers shared by every relay: one read chunk and one output batch.
@@ -407,7 +446,7 @@ mod tests {
     #[test]
     fn relays_through_a_real_pipe() {
         let mut relay = LineRelay::new("svc", Sink::Stdout).expect("pipe");
-        let mut writer = std::fs::File::from(relay.pipe.write.try_clone().expect("dup"));
+        let mut writer = std::fs::File::from(relay.writer_for_child().expect("writer"));
         writer.write_all(b"one\ntw").expect("write");
         let mut scratch = Scratch::default();
         relay.relay(&mut scratch).expect("relay");
@@ -417,5 +456,29 @@ mod tests {
         writer.write_all(b"o\nthree").expect("write");
         relay.drain(&mut scratch).expect("drain");
         assert!(relay.pending.is_empty(), "the unfinished line went out");
+    }
+
+    #[test]
+    fn a_pipe_without_writers_is_not_watched_until_the_next_run_reopens_it() {
+        let mut relay = LineRelay::new("svc", Sink::Stdout).expect("pipe");
+        assert!(relay.wants_reading());
+        let mut first = std::fs::File::from(relay.writer_for_child().expect("first writer"));
+        first.write_all(b"first\n").expect("write");
+        drop(first);
+        let mut scratch = Scratch::default();
+        relay.drain(&mut scratch).expect("drain");
+        assert!(
+            !relay.wants_reading(),
+            "end-of-file: nobody can write until a new run"
+        );
+        let mut second = std::fs::File::from(relay.writer_for_child().expect("reopened"));
+        assert!(relay.wants_reading());
+        second.write_all(b"second\n").expect("write");
+        assert_eq!(relay.relay_chunk(&mut scratch).expect("read"), 7);
+        assert_eq!(
+            scratch.read, b"second\n",
+            "the same pipe, written by the new run"
+        );
+        assert!(relay.wants_reading(), "a writer is still open");
     }
 }

@@ -117,6 +117,7 @@ impl Supervisor {
     /// without waiting for its `exec` (which [`Supervisor::spawned`] then waits for).
     pub(super) fn start_service(&mut self, index: usize) -> Result<StartingRun, SpawnError> {
         let slot = &mut self.slots[index];
+        let (stdout, stderr) = slot.output_for_child()?;
         let spec = &slot.service.spec;
         let stdin = match &slot.from_service {
             Some(pipe) => pipe
@@ -125,7 +126,6 @@ impl Supervisor {
                 .map_err(|e| setup_error("the log pipe", e))?,
             None => ChildIo::Null,
         };
-        let (stdout, stderr) = slot.output_for_child()?;
         let notify = match spec.ready {
             Readiness::NotifyFd(fd) => {
                 let (reader, writer) =
@@ -168,35 +168,34 @@ impl Supervisor {
     }
 
     fn run_finish(&mut self, index: usize, exit: Exit, now: Instant) -> Vec<Action> {
-        let service = &self.slots[index].service;
-        let Some(finish) = &service.spec.finish else {
+        let Some(finish) = self.slots[index].service.spec.finish.clone() else {
             return self.slots[index].service.on_finish_exit(Some(0), now);
         };
+        let output = self.slots[index].output_for_child();
+        let service = &self.slots[index].service;
         // s6's convention: the exit code (256 if killed by a signal), then the signal.
         let (code, signal) = match exit {
             Exit::Code(code) => (code, 0),
             Exit::Signal(signo) => (256, signo),
         };
         let argv = [
-            finish.clone().into_os_string(),
+            finish.into_os_string(),
             code.to_string().into(),
             signal.to_string().into(),
         ];
-        let spawned = self.slots[index]
-            .output_for_child()
-            .and_then(|(stdout, stderr)| {
-                let setup = Setup {
-                    cwd: Some(&service.spec.working_dir),
-                    env: service_env(&service.spec),
-                    inherited: Some(self.environment.get_or_init(Inherited::capture)),
-                    credentials: service.spec.user.as_ref(),
-                    umask: service.spec.umask,
-                    stdout,
-                    stderr,
-                    ..Setup::default()
-                };
-                spawn::spawn(&argv, setup, self.signals.child_reset())
-            });
+        let spawned = output.and_then(|(stdout, stderr)| {
+            let setup = Setup {
+                cwd: Some(&service.spec.working_dir),
+                env: service_env(&service.spec),
+                inherited: Some(self.environment.get_or_init(Inherited::capture)),
+                credentials: service.spec.user.as_ref(),
+                umask: service.spec.umask,
+                stdout,
+                stderr,
+                ..Setup::default()
+            };
+            spawn::spawn(&argv, setup, self.signals.child_reset())
+        });
         match spawned {
             Ok(pid) => {
                 self.slots[index].service.on_finish_spawned(pid, now);

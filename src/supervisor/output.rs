@@ -2,7 +2,8 @@
 //!
 //! The relays ([`crate::output::logs`]) and the outlets ([`crate::output::outlet`]) never block; this
 //! file keeps the event loop's interest in them true after every round: a relay whose
-//! backlog is full is not read (its service blocks on its full pipe), and an outlet that
+//! backlog is full is not read (its service blocks on its full pipe), nor one whose pipe
+//! has no writer left (until the service's next run), and an outlet that
 //! holds or is owed lines is watched for writability, and only then (so that an idle
 //! pidvisor is not woken). When an outlet becomes writable, it gets its own carry and log
 //! lines first, then every relay's backlog, taking turns so that no service starves.
@@ -117,29 +118,29 @@ impl Supervisor {
             })
     }
 
+    /// Adds a relay's pipe to the epoll set or takes it out, as it wants reading (see
+    /// [`LineRelay::wants_reading`]): taken out, not merely asked for nothing, since
+    /// epoll reports a hang-up whatever it was asked for.
     fn sync_relay_reading(&mut self, index: usize) {
-        for kind in [STDOUT, STDERR] {
-            let slot = &mut self.slots[index];
-            let relay = if kind == STDOUT {
-                &mut slot.stdout
-            } else {
-                &mut slot.stderr
-            };
+        let slot = &mut self.slots[index];
+        for (relay, kind) in [(&mut slot.stdout, STDOUT), (&mut slot.stderr, STDERR)] {
             let Some(relay) = relay else {
                 continue;
             };
-            let pause = relay.is_backed_up();
-            if pause == relay.paused {
+            let watch = relay.wants_reading();
+            if watch == relay.watched {
                 continue;
             }
-            let flags = if pause {
-                EpollFlags::empty()
+            let result = if watch {
+                self.epoll.add(
+                    relay.as_fd(),
+                    EpollEvent::new(EpollFlags::EPOLLIN, token(index, kind)),
+                )
             } else {
-                EpollFlags::EPOLLIN
+                self.epoll.delete(relay.as_fd())
             };
-            let mut event = EpollEvent::new(flags, token(index, kind));
-            match self.epoll.modify(relay.as_fd(), &mut event) {
-                Ok(()) => relay.paused = pause,
+            match result {
+                Ok(()) => relay.watched = watch,
                 Err(err) => warn!("{}: epoll_ctl(service pipe): {err}", slot.service.name()),
             }
         }

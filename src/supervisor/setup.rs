@@ -37,7 +37,9 @@ use crate::services::spec::{Readiness, RestartPolicy, ServiceSpec};
 use crate::services::{config, scan, scripts};
 
 /// Descriptors kept free while the services' pipes are made (see
-/// [`limits::HeldDescriptors`]): a spawn takes up to about 8 for a moment.
+/// [`limits::HeldDescriptors`]): a spawn takes up to about 8 for a moment. One more is
+/// kept per program to supervise (a service, its logger), for the report pipe its start
+/// holds until its `exec`: the starts are not waited for one by one.
 const DESCRIPTOR_RESERVE: usize = 16;
 
 impl Supervisor {
@@ -201,11 +203,15 @@ impl Supervisor {
             });
         }
         // Released once every service's pipes are made: what running them needs.
-        let reserve = (!scanned.services.is_empty())
+        let mut reserve = (!scanned.services.is_empty())
             .then(|| limits::HeldDescriptors::hold(self.epoll.0.as_fd(), DESCRIPTOR_RESERVE));
         let mut left_out = Vec::new();
         for spec in scanned.services {
             let name = spec.name.clone();
+            if let Some(reserve) = &mut reserve {
+                let programs = 1 + usize::from(spec.logger.is_some());
+                reserve.hold_more(self.epoll.0.as_fd(), programs);
+            }
             match self.prepare_slots(spec, stop_timeout) {
                 Ok(slots) => {
                     for slot in slots {
@@ -313,9 +319,9 @@ impl Supervisor {
         })
     }
 
-    fn push_slot(&mut self, slot: Slot) -> io::Result<()> {
+    fn push_slot(&mut self, mut slot: Slot) -> io::Result<()> {
         let index = self.slots.len();
-        for (relay, kind) in [(&slot.stdout, STDOUT), (&slot.stderr, STDERR)] {
+        for (relay, kind) in [(&mut slot.stdout, STDOUT), (&mut slot.stderr, STDERR)] {
             if let Some(relay) = relay {
                 self.epoll
                     .add(
@@ -323,6 +329,7 @@ impl Supervisor {
                         EpollEvent::new(EpollFlags::EPOLLIN, token(index, kind)),
                     )
                     .map_err(|e| io::Error::other(format!("epoll_ctl(service pipe): {e}")))?;
+                relay.watched = true;
             }
         }
         self.by_name.insert(slot.service.name().to_owned(), index);

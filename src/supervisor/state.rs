@@ -137,9 +137,9 @@ impl Slot {
     /// The stdout and stderr of the service's programs (`run`, `finish`): the logger's
     /// pipe or a prefixed relay, or pidvisor's own (`None`) with `log-prefix = false`.
     pub(super) fn output_for_child(
-        &self,
+        &mut self,
     ) -> Result<(Option<ChildIo>, Option<ChildIo>), spawn::SpawnError> {
-        let stdout = match (&self.to_logger, &self.stdout) {
+        let stdout = match (&self.to_logger, &mut self.stdout) {
             (Some(pipe), _) => Some(ChildIo::Fd(
                 pipe.writer_for_child()
                     .map_err(|e| setup_error("the log pipe", e))?,
@@ -151,7 +151,7 @@ impl Slot {
             )),
             (None, None) => None,
         };
-        let stderr = match &self.stderr {
+        let stderr = match &mut self.stderr {
             Some(relay) => Some(ChildIo::Fd(
                 relay
                     .writer_for_child()

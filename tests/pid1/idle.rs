@@ -1,9 +1,12 @@
 //! Idle means asleep: with nothing happening, pidvisor (as PID 1) sits in `epoll_wait`
 //! with no timeout and is not woken at all: its context-switch counters do not move over
 //! a 5-second window. (Start-up's last act is one wait of 100 ms, once: see
-//! `src/init/resident.rs`.)
+//! `src/init/resident.rs`.) A service that has printed and exited for good is part of
+//! the idle picture: nothing holds its output pipe's write end any more, and the pipe's
+//! hang-up must not wake pidvisor.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::thread;
 use std::time::Duration;
 
@@ -55,11 +58,29 @@ fn context_switches(pid: i32) -> (u64, u64) {
 #[test]
 fn idle_pidvisor_sleeps_in_epoll_wait_without_any_wake_up() {
     let dir = TempDir::new("idle");
-    let mut pidvisor = Launch::pid1(&dir, &["sleep", "1000"]).start();
+    let services = dir.path().join("services.d");
+    fs::create_dir_all(services.join("done")).expect("service folder");
+    fs::write(
+        services.join("done/run"),
+        "#!/bin/sh\necho finished its work\n",
+    )
+    .expect("run");
+    fs::set_permissions(services.join("done/run"), fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    fs::write(services.join("done/service.toml"), "restart = \"never\"\n").expect("toml");
+    let services = services.to_string_lossy();
+    let mut pidvisor =
+        Launch::pid1(&dir, &["--services-dir", &services, "--", "sleep", "1000"]).start();
     let pid = pidvisor.host_pid();
     let main = pidvisor.main_pid();
     pidvisor.wait_until("the main command is sleep", |_| {
         proc_stat(main).is_some_and(|p| p.comm == "sleep")
+    });
+    pidvisor.wait_until("the service has printed and exited", |p| {
+        p.stdout_so_far().contains("done | finished its work")
+            && crate::harness::children_of(p.host_pid())
+                .iter()
+                .all(|child| child.pid == main)
     });
     // Start-up ends with one wait of 100 ms (the loop's first quiet moment, after which
     // start-up's pages are given back); every wait after it is without a timeout.

@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::harness::{Pidvisor, children_of, heavy, proc_stat};
+use crate::harness::{Pidvisor, children_of, fd_targets, heavy, proc_stat};
 use crate::layout::{Layout, fifo_writer};
 
 const LINES: usize = 100_000;
@@ -101,6 +101,53 @@ fn a_line_left_unfinished_by_one_run_is_not_glued_to_the_next_runs_first_line() 
     });
     let run = pidvisor.shut_down();
     assert_eq!(run.stdout, "glue | unfinished\nglue | next run\n", "{run}");
+}
+
+/// pidvisor keeps only the read end of each relayed stream's pipe (every run gets a write
+/// end of its own): a service's stdout and stderr pipes each appear once among pidvisor's
+/// descriptors, so that a child cloned from it has half as many to copy and close; and
+/// the output of a run after a restart still arrives on the same pipe.
+#[test]
+fn pidvisor_holds_one_descriptor_per_relayed_stream_and_restarts_still_relay() {
+    let layout = Layout::new("one-end");
+    let runs = layout.quoted("runs");
+    layout.service_with(
+        "twice",
+        &format!(
+            "echo run >> {runs}\n\
+             echo \"out $(wc -l < {runs})\"; echo \"err $(wc -l < {runs})\" >&2\n\
+             if [ \"$(wc -l < {runs})\" -ge 2 ]; then exec sleep 1000; fi\nexit 1"
+        ),
+        "restart-delay = \"10ms\"\n",
+    );
+    let mut pidvisor = layout.start();
+    pidvisor.wait_until("the second run has printed", |p| {
+        p.stdout_so_far().contains("twice | out 2") && p.stderr_so_far().contains("twice | err 2")
+    });
+    let root = pidvisor.host_pid();
+    let service = children_of(root)
+        .into_iter()
+        .find(|child| child.comm == "sleep")
+        .expect("the second run, sleeping");
+    let held = fd_targets(root);
+    for fd in [1, 2] {
+        let pipe = fs::read_link(format!("/proc/{}/fd/{fd}", service.pid))
+            .expect("the service's output descriptor")
+            .to_string_lossy()
+            .into_owned();
+        assert!(pipe.starts_with("pipe:"), "descriptor {fd} is {pipe}");
+        let ends = held.iter().filter(|target| **target == pipe).count();
+        assert_eq!(
+            ends, 1,
+            "pidvisor's descriptors on {pipe} (the service's {fd}): {held:?}"
+        );
+    }
+    let run = pidvisor.shut_down();
+    assert!(
+        run.stdout.contains("twice | out 1\ntwice | out 2\n"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("twice | err 1\n"), "{run}");
 }
 
 #[test]
