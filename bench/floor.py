@@ -126,7 +126,7 @@ def main():
             "pidvisor-nocg": [pidvisor, "--no-cgroups"] + common,
         }
         if modes:
-            for mode in ("fork", "vfork", "clonevm", "files"):
+            for mode in ("fork", "vfork", "clonevm", "files", "filessync", "filesvfork"):
                 variants[f"{mode}-heavy"] = [forkmodes, mode, str(n), svc]
         times = {name: [] for name in variants}
         for rep in range(reps):

@@ -45,9 +45,21 @@ static int child(void *unused) {
 #ifndef CLOSE_RANGE_UNSHARE
 #define CLOSE_RANGE_UNSHARE (1U << 1)
 #endif
+#define FUTEX_WAIT 0 /* <linux/futex.h>, which musl-gcc does not see */
+#define FUTEX_WAKE 1
 
 static int child_unsharing(void *unused) {
     if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_UNSHARE) != 0) _exit(126);
+    return child(unused);
+}
+
+/* Set by a "filessync" child once its table is its own; the parent waits for it. */
+static volatile int unshared;
+
+static int child_unsharing_then_telling(void *unused) {
+    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_UNSHARE) != 0) _exit(126);
+    __atomic_store_n(&unshared, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &unshared, FUTEX_WAKE, 1, 0, 0, 0);
     return child(unused);
 }
 
@@ -78,6 +90,15 @@ int main(int argc, char **argv) {
         } else if (strcmp(mode, "files") == 0) {
             clone(child_unsharing, stacks + (size_t)STACK * (i + 1),
                   CLONE_VM | CLONE_FILES | SIGCHLD, 0);
+        } else if (strcmp(mode, "filessync") == 0) {
+            unshared = 0;
+            clone(child_unsharing_then_telling, stacks + (size_t)STACK * (i + 1),
+                  CLONE_VM | CLONE_FILES | SIGCHLD, 0);
+            while (!__atomic_load_n(&unshared, __ATOMIC_ACQUIRE))
+                syscall(SYS_futex, &unshared, FUTEX_WAIT, 0, 0, 0, 0);
+        } else if (strcmp(mode, "filesvfork") == 0) {
+            clone(child_unsharing, stacks + (size_t)STACK * (i + 1),
+                  CLONE_VM | CLONE_FILES | CLONE_VFORK | SIGCHLD, 0);
         } else {
             clone(child, stacks + (size_t)STACK * (i + 1), CLONE_VM | SIGCHLD, 0);
         }

@@ -46,6 +46,11 @@ pub fn for_child() -> io::Result<Option<libc::rlimit>> {
     Ok(Some(limit))
 }
 
+/// pidvisor's own (soft) limit on open files now; 0 if it cannot be read.
+pub fn open_files() -> u64 {
+    current().map_or(0, |limit| limit.rlim_cur)
+}
+
 fn current() -> io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -83,7 +83,8 @@ pub unsafe fn syscall(n: libc::c_long, args: [usize; 5]) -> isize {
 /// Starts a child that shares this process's memory (`CLONE_VM`, not `CLONE_VFORK`:
 /// pidvisor does not wait) on `stack_top`, where it calls `entry(arg)`, which must never
 /// return. `clone3_args`: through `clone3` with these arguments (which name the stack);
-/// `None`: through the older `clone`, with `flags`. The child's pid, or `-errno`.
+/// `None`: through the older `clone`, with `flags` and `child_tid` (the word that
+/// `CLONE_CHILD_CLEARTID` clears). The child's pid, or `-errno`.
 ///
 /// # Safety
 /// `stack_top` is the 16-byte-aligned top of memory that nothing else uses until the
@@ -93,6 +94,7 @@ pub unsafe fn syscall(n: libc::c_long, args: [usize; 5]) -> isize {
 pub(crate) unsafe fn clone_vm(
     clone3_args: Option<&CloneArgs>,
     flags: u64,
+    child_tid: usize,
     stack_top: *mut u8,
     entry: unsafe extern "C" fn(*const u8) -> !,
     arg: *const u8,
@@ -123,7 +125,7 @@ pub(crate) unsafe fn clone_vm(
             in("rdi") a0,
             in("rsi") a1,
             in("rdx") 0usize,
-            in("r10") 0usize,
+            in("r10") child_tid,
             in("r8") 0usize,
             in("r12") arg,
             in("r13") entry,

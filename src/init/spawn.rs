@@ -20,6 +20,11 @@
 //! before waiting for the first lets their `exec`s run in parallel; [`spawn`] does both
 //! halves for a single child. The readiness descriptor's number is taken in pidvisor
 //! during the spawn, so that nothing the spawn opens can land on it (see `occupy`).
+//!
+//! Where slots were reserved (`low_slots`), the child shares pidvisor's descriptor table
+//! instead of copying it, and takes what it needs from low numbers that pidvisor keeps
+//! for it until the child has made a table of its own: starting a child then costs the
+//! same whether pidvisor holds ten descriptors or two thousand.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -27,6 +32,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::init::shebang;
 use crate::init::signals::ChildSignalReset;
@@ -34,8 +40,12 @@ use crate::init::signals::ChildSignalReset;
 mod child;
 mod environment;
 mod fork;
+mod low_slots;
 
 pub use environment::Inherited;
+pub use low_slots::reserve as reserve_low_slots;
+
+use low_slots::Lease;
 
 /// A resolved user: ids, not names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +114,8 @@ pub struct Starting {
     /// What the child reads until its `exec`, and the stack it runs on if it shares
     /// pidvisor's memory: kept until the report says it is done with them.
     running_on: Option<(Box<child::Prepared>, Option<fork::Stack>)>,
+    /// The slots the child takes its descriptors from, while it shares pidvisor's table.
+    lease: Option<Lease>,
 }
 
 /// Starts `argv` as a child and returns its pid, which is also its process group id,
@@ -173,8 +185,11 @@ pub fn start(
         .map(|c| c.groups.iter().map(|&g| g as libc::gid_t).collect())
         .unwrap_or_default();
     let open_files = crate::init::limits::for_child().map_err(failed)?;
+    let lease = Lease::take(setup.extra_fd.map(|(target, _)| target));
     // Held until the child is started: see `occupy`. Before any other descriptor is made.
-    let (extra_fd, _placeholder) = match setup.extra_fd {
+    // Not needed when the child takes its descriptors from slots, none of them `target`.
+    let (mut extra_fd, _placeholder) = match setup.extra_fd {
+        Some((target, fd)) if lease.is_some() => (Some((target, fd.as_raw_fd())), None),
         Some((target, fd)) => {
             let (source, placeholder) = occupy(target, fd).map_err(|err| SpawnError {
                 exit_code: 126,
@@ -189,7 +204,7 @@ pub fn start(
         true => Some(dev_null().map_err(failed)?),
         false => None,
     };
-    let stdio_fds = stdio.each_ref().map(|io| match io {
+    let mut stdio_fds = stdio.each_ref().map(|io| match io {
         None => None,
         Some(ChildIo::Null) => null,
         Some(ChildIo::Fd(fd)) => Some(fd.as_raw_fd()),
@@ -198,6 +213,16 @@ pub fn start(
         read: report,
         write: report_writer,
     } = crate::init::pipe::Pipe::new().map_err(failed)?;
+    let mut report_fd = report_writer.as_raw_fd();
+    if let Some(lease) = &lease {
+        report_fd = lease
+            .fill_all(
+                &mut stdio_fds,
+                extra_fd.as_mut().map(|(_, fd)| fd),
+                report_fd,
+            )
+            .map_err(failed)?;
+    }
     let argv_pointers = null_terminated(&args);
     let (envp, added_strings, inherited) = match environment {
         Some(env) => (env.pointers, env.added, Some(env.inherited)),
@@ -221,11 +246,15 @@ pub fn start(
         no_new_privileges: setup.credentials.is_some_and(|c| c.no_new_privileges),
         dispositions: signals.dispositions(),
         open_files,
-        report: report_writer.as_raw_fd(),
+        report: report_fd,
+        unshare_below: lease.as_ref().map(|lease| lease.cutoff),
+        sharing: AtomicU32::new(1),
     });
     let started = fork::start(&mut prepared, setup.cgroup, setup.cgroup_killed)
         .map_err(|errno| failed(io::Error::from_raw_os_error(errno)))?;
     let pid = started.pid;
+    // A child with a table of its own (a fork) has its copies of the slots already.
+    let lease = lease.filter(|_| started.shares_table);
     // The child does the same; whichever comes first, the group exists once this returns,
     // so that signalling it now reaches the child. Fails (EACCES) if it already exec'd.
     // SAFETY: setpgid has no memory-safety preconditions.
@@ -235,6 +264,7 @@ pub fn start(
         report,
         program: program.clone(),
         running_on: Some((prepared, started.stack)),
+        lease,
     })
 }
 
@@ -278,10 +308,39 @@ impl Starting {
         }
     }
 
+    /// Waits until the child has a descriptor table of its own (at once, almost always:
+    /// its first act), then frees its slots, which closes pidvisor's copy of the report
+    /// pipe's write end among them.
+    fn release_slots(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        if let Some((prepared, _)) = &self.running_on {
+            let word = &prepared.sharing;
+            while word.load(Ordering::Acquire) != 0 {
+                // SAFETY: a futex wait on a word that lives as long as `prepared`; it
+                // returns at once if the word is no longer 1. Not FUTEX_PRIVATE_FLAG:
+                // the kernel's wake at the child's exec or exit is a shared one, which
+                // would not reach a private waiter.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_futex,
+                        word.as_ptr(),
+                        libc::FUTEX_WAIT,
+                        1u32,
+                        std::ptr::null::<libc::timespec>(),
+                    )
+                };
+            }
+        }
+        drop(lease);
+    }
+
     /// Reads the report to its end: `None` once the child has exec'd, the errno of the
     /// step that failed otherwise (the child is then reaped: it exits right after its
     /// report, and is gone when this returns).
-    fn report(&self) -> Option<i32> {
+    fn report(&mut self) -> Option<i32> {
+        self.release_slots();
         let mut bytes = [0u8; 4];
         let mut filled = 0;
         while filled < bytes.len() {

@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use super::main_command::main_setup;
 use super::sd_notify::SdNotify;
+use super::stages::START_SLICE;
 use super::state::{
     Main, Observed, SIGNALS, STDERR, STDOUT, Slot, Stage, Startup, Supervisor, token,
 };
@@ -201,6 +202,11 @@ impl Supervisor {
             self.emit(Event::ConfigProblem {
                 message: problem.to_string(),
             });
+        }
+        if !scanned.services.is_empty()
+            && let Err(err) = spawn::reserve_low_slots(START_SLICE)
+        {
+            warn!("children copy pidvisor's descriptor table: no slots for them ({err})");
         }
         // Released once every service's pipes are made: what running them needs.
         let mut reserve = (!scanned.services.is_empty())

@@ -16,6 +16,8 @@ mod one_shot;
 mod shutdown;
 mod up;
 
+pub(super) use up::START_SLICE;
+
 impl Supervisor {
     /// Moves the container forward: next script, services whose turn has come, the main
     /// command, the next step of shutdown.

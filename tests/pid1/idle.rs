@@ -72,15 +72,17 @@ fn idle_pidvisor_sleeps_in_epoll_wait_without_any_wake_up() {
     let mut pidvisor =
         Launch::pid1(&dir, &["--services-dir", &services, "--", "sleep", "1000"]).start();
     let pid = pidvisor.host_pid();
+    // The service first: until it has exited, it is a child that leads its own process
+    // group too, which `main_pid` would take for the main command.
+    pidvisor.wait_until("the service has printed and exited", |p| {
+        p.stdout_so_far().contains("done | finished its work")
+            && crate::harness::children_of(pid)
+                .iter()
+                .all(|child| child.comm == "sleep")
+    });
     let main = pidvisor.main_pid();
     pidvisor.wait_until("the main command is sleep", |_| {
         proc_stat(main).is_some_and(|p| p.comm == "sleep")
-    });
-    pidvisor.wait_until("the service has printed and exited", |p| {
-        p.stdout_so_far().contains("done | finished its work")
-            && crate::harness::children_of(p.host_pid())
-                .iter()
-                .all(|child| child.pid == main)
     });
     // Start-up ends with one wait of 100 ms (the loop's first quiet moment, after which
     // start-up's pages are given back); every wait after it is without a timeout.

@@ -9,6 +9,7 @@
 
 use std::ffi::CString;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::environment::Variable;
 use crate::init::raw::{self, result};
@@ -47,6 +48,13 @@ pub(super) struct Prepared {
     pub open_files: Option<libc::rlimit>,
     /// The write end of the report pipe.
     pub report: i32,
+    /// Set when the child shares pidvisor's descriptor table (see `low_slots`): the first
+    /// descriptor number it does not keep as it makes a table of its own, its first act.
+    pub unshare_below: Option<i32>,
+    /// 1 while the child may still use pidvisor's descriptor table: the child clears it
+    /// once its table is its own, and the kernel when it execs or dies first
+    /// (`CLONE_CHILD_CLEARTID`); both wake a futex waiter.
+    pub sharing: AtomicU32,
 }
 
 /// The entry point of a child started with `CLONE_VM`: `prepared` is a [`Prepared`].
@@ -106,6 +114,22 @@ fn exec(prepared: &Prepared) -> i32 {
 }
 
 fn set_up(prepared: &Prepared) -> Result<(), i32> {
+    if let Some(first) = prepared.unshare_below {
+        own_table(first)?;
+        prepared.sharing.store(0, Ordering::Release);
+        // SAFETY: a futex wake on a word of the memory shared with pidvisor (a shared
+        // wake, as the kernel's: pidvisor's wait is not a private one).
+        unsafe {
+            sys(
+                libc::SYS_futex,
+                [
+                    prepared.sharing.as_ptr() as usize,
+                    libc::FUTEX_WAKE as usize,
+                    1,
+                ],
+            )
+        };
+    }
     for (target, source) in (0..).zip(prepared.stdio) {
         if let Some(source) = source {
             pass_descriptor(source, target)?;
@@ -185,6 +209,26 @@ fn set_up(prepared: &Prepared) -> Result<(), i32> {
         )
     })?;
     Ok(())
+}
+
+/// Gives this child a descriptor table of its own holding only the numbers below `first`
+/// (`close_range` with `CLOSE_RANGE_UNSHARE`, Linux 5.9, which `low_slots` made sure
+/// works), or else a whole copy (`unshare`). Until then, any change would be pidvisor's
+/// too.
+fn own_table(first: i32) -> Result<(), i32> {
+    let unshare = super::low_slots::CLOSE_RANGE_UNSHARE as usize;
+    // SAFETY: system calls on descriptor numbers; they touch no memory.
+    let ret = unsafe {
+        sys(
+            libc::SYS_close_range,
+            [first as usize, u32::MAX as usize, unshare],
+        )
+    };
+    if result(ret).is_ok() {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    result(unsafe { sys(libc::SYS_unshare, [libc::CLONE_FILES as usize]) }).map(|_| ())
 }
 
 /// Makes `source` the descriptor `target`, without close-on-exec.

@@ -21,6 +21,11 @@
 //! architecture, a `clone` that fails), a plain `fork` (or `clone3` into the cgroup) is
 //! made, and the forked child runs the same code on its copy.
 //!
+//! Where the caller leased low slots (`low_slots`), the child also shares pidvisor's
+//! descriptor table (`CLONE_FILES`) until its first act makes it a small one of its own,
+//! and `CLONE_CHILD_CLEARTID` makes the kernel clear `Prepared::sharing` should the child
+//! exec or die before it clears it itself, so that pidvisor's wait for it always ends.
+//!
 //! Not for a cgroup that `cgroup.kill` has emptied: Linux 6.14 and later (seen on 6.18)
 //! compare the kill count of the parent's cgroup, read before the fork, with that of the
 //! child's at its end, and SIGKILL the child when they differ, so every child created
@@ -93,6 +98,8 @@ impl Drop for Stack {
 pub(super) struct Started {
     pub pid: i32,
     pub stack: Option<Stack>,
+    /// It shares pidvisor's descriptor table until it clears `Prepared::sharing`.
+    pub shares_table: bool,
 }
 
 /// Starts the child that runs `prepared`, in the cgroup whose `cgroup.procs` is `procs`
@@ -131,6 +138,7 @@ pub(super) fn start(
                 return Ok(Started {
                     pid: pid as i32,
                     stack: None,
+                    shares_table: false,
                 });
             }
             _ => {} // Refused: a plain fork, and the child joins.
@@ -140,7 +148,11 @@ pub(super) fn start(
     // SAFETY: the child runs only `child::run`, which makes no C library call.
     match unsafe { libc::fork() } {
         0 => child::run(prepared),
-        pid if pid > 0 => Ok(Started { pid, stack: None }),
+        pid if pid > 0 => Ok(Started {
+            pid,
+            stack: None,
+            shares_table: false,
+        }),
         _ => Err(io::Error::last_os_error()
             .raw_os_error()
             .unwrap_or(libc::EAGAIN)),
@@ -161,8 +173,9 @@ fn into_cgroup(flags: u64, folder: &OwnedFd, stack: Option<&Stack>) -> CloneArgs
 }
 
 /// The child on `stack`, sharing this process's memory: with `clone3` into the cgroup
-/// `folder`, else with `clone` (joining the cgroup of `procs` itself). `None`: neither
-/// could be made.
+/// `folder`, else with `clone` (joining the cgroup of `procs` itself). Also sharing the
+/// descriptor table, until the child makes its own, where `prepared` says where to cut it
+/// (see `low_slots`). `None`: neither could be made.
 #[cfg(target_arch = "x86_64")]
 fn clone_vm(
     prepared: &mut Prepared,
@@ -171,29 +184,41 @@ fn clone_vm(
     stack: Stack,
 ) -> Option<Started> {
     let entry = child::entry;
+    let shares_table = prepared.unshare_below.is_some();
+    let (table_flags, child_tid) = match shares_table {
+        true => (
+            (libc::CLONE_FILES | libc::CLONE_CHILD_CLEARTID) as u64,
+            prepared.sharing.as_ptr() as usize,
+        ),
+        false => (0, 0),
+    };
     if let Some(dir) = folder {
         prepared.join_cgroup = None;
-        let args = into_cgroup(libc::CLONE_VM as u64, dir, Some(&stack));
+        let mut args = into_cgroup(libc::CLONE_VM as u64 | table_flags, dir, Some(&stack));
+        args.child_tid = child_tid as u64;
         let arg = (prepared as *const Prepared).cast::<u8>();
         // SAFETY: the stack is the child's alone until it has exec'd or exited, which the
         // caller waits for before dropping it and `prepared`; `entry` runs only
         // `child::run`, which makes only `raw`'s system calls.
-        let pid = unsafe { crate::init::raw::clone_vm(Some(&args), 0, stack.top(), entry, arg) };
+        let pid = unsafe { crate::init::raw::clone_vm(Some(&args), 0, 0, stack.top(), entry, arg) };
         if pid > 0 {
             return Some(Started {
                 pid: pid as i32,
                 stack: Some(stack),
+                shares_table,
             });
         }
     }
     prepared.join_cgroup = procs.map(CStr::to_owned);
-    let flags = libc::CLONE_VM as u64 | libc::SIGCHLD as u64;
+    let flags = libc::CLONE_VM as u64 | table_flags | libc::SIGCHLD as u64;
     let arg = (prepared as *const Prepared).cast::<u8>();
     // SAFETY: as above.
-    let pid = unsafe { crate::init::raw::clone_vm(None, flags, stack.top(), entry, arg) };
+    let pid =
+        unsafe { crate::init::raw::clone_vm(None, flags, child_tid, stack.top(), entry, arg) };
     (pid > 0).then(|| Started {
         pid: pid as i32,
         stack: Some(stack),
+        shares_table,
     })
 }
 

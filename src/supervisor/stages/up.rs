@@ -10,7 +10,7 @@ use crate::supervisor::state::{Stage, Supervisor};
 /// The most services started in one pass of the loop: a boot of a thousand services takes
 /// seconds of `fork` and `exec`, and between two slices pidvisor serves signals, exits and
 /// `pidvisorctl` (the loop does not sleep while a slice is left).
-const START_SLICE: usize = 32;
+pub(in crate::supervisor) const START_SLICE: usize = 32;
 
 impl Supervisor {
     /// True when every service wanted at boot is ready, has stopped for good, or cannot
