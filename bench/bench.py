@@ -497,6 +497,19 @@ class Ns:
         self.bench.running.pop(id(self), None)
 
 
+def damon_reclaim():
+    """Whether a DAMON context pages out cold memory (some VMs run one): pages of the
+    binaries and files a phase leaves untouched for a minute are then read back from the
+    disk by the next phase, which a run should say."""
+    base = "/sys/kernel/mm/damon/admin/kdamonds"
+    try:
+        states = [open(os.path.join(base, k, "state")).read().strip()
+                  for k in sorted(os.listdir(base)) if k.isdigit()]
+    except OSError:
+        return "none"
+    return ", ".join(f"kdamond {i} {state}" for i, state in enumerate(states)) or "none"
+
+
 def host_procs():
     return sum(1 for e in os.listdir("/proc") if e.isdigit())
 
@@ -979,12 +992,15 @@ def report(b, out):
     versions = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Package} ${Version}, ", "tini", "dumb-init",
          "catatonit", "s6", "runit", "supervisor"], capture_output=True, text=True).stdout
+    damon = damon_reclaim()
     head = [
         "# pidvisor benchmark",
         "",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
         f"- Machine: {os.cpu_count()} CPUs, {cpu}, kernel {platform.release()}, "
         f"load average at the end {load}",
+        f"- DAMON proactive reclaim (cold pages paged out, which the next run faults back "
+        f"in): {damon}",
         f"- Processes on the host (other work included): {b.host_procs_start:,} at the start, "
         f"{host_procs():,} at the end; kill(-1) and fork costs grow with them",
         f"- pidvisor: commit {commit}{' (working tree modified)' if dirty else ''}, "
