@@ -10,7 +10,10 @@
 //!   which polls a condition against a deadline and panics with a description;
 //! - a failing test prints the command line, the exit status, stdout, stderr and the temp
 //!   dir, and kills whatever it started (SIGKILL to the namespace's PID 1 ends the whole
-//!   namespace; `unshare --kill-child` covers the moment before its pid is known).
+//!   namespace; `unshare --kill-child` covers the moment before its pid is known);
+//! - a pidvisor a test leaves running is killed the same way, and the services' cgroup
+//!   folder it can no longer remove is removed for it once its namespace is gone, so
+//!   that no `pidvisor-*` folder is left on the host.
 //!
 //! Shared by the `pid1` and `services` test targets (each includes it with `#[path]`), so
 //! each target uses only part of it.
@@ -22,7 +25,7 @@ use std::ffi::{CStr, CString};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -821,11 +824,39 @@ impl Pidvisor {
     fn kill_everything(&mut self) {
         match self.topology {
             Topology::Namespace => {
-                if let Some(&pid) = self.host_pid.get() {
+                let pid = self.host_pid.get().copied().or_else(|| {
+                    let unshare = self.child.id();
+                    fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+                        .ok()?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                });
+                let folder = pid.and_then(services_cgroup_folder);
+                let exited = pid.and_then(pid_fd);
+                if let Some(pid) = pid {
                     let _ = kill(pid, libc::SIGKILL);
                 }
                 // --kill-child turns this into SIGKILL for the namespace's PID 1.
                 let _ = self.child.kill();
+                self.status = self.child.wait().ok();
+                // A pidvisor killed with SIGKILL leaves its services' cgroup folder on the
+                // host. Once PID 1 has exited, every process of its namespace is gone
+                // (unshare's own exit says nothing of that), and the folder can go too.
+                if let (Some(folder), Some(exited)) = (folder, exited) {
+                    let mut wait = libc::pollfd {
+                        fd: exited.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    let ready = unsafe { libc::poll(&mut wait, 1, PATIENCE.as_millis() as i32) };
+                    if ready == 1 {
+                        remove_cgroup_folder(&folder);
+                    }
+                }
+                return;
             }
             Topology::Direct | Topology::Terminal => {
                 let root = self.child.id() as i32;
@@ -843,6 +874,48 @@ impl Pidvisor {
         }
         self.status = self.child.wait().ok();
     }
+}
+
+/// The folder a pidvisor that is PID 1 of its namespace makes for its services' cgroups
+/// (`pidvisor-NAMESPACE-1` in its own cgroup: see src/init/cgroup.rs), if the cgroup v2
+/// tree is where this process's mount table says.
+fn services_cgroup_folder(pid: i32) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let namespace = fs::metadata(format!("/proc/{pid}/ns/pid")).ok()?.ino();
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let own = cgroups.lines().find_map(|line| line.strip_prefix("0::"))?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mountinfo.lines().find_map(|line| {
+        let (fields, rest) = line.split_once(" - ")?;
+        rest.starts_with("cgroup2 ")
+            .then(|| fields.split(' ').nth(4))
+            .flatten()
+    })?;
+    Some(
+        Path::new(mount)
+            .join(own.trim_start_matches('/'))
+            .join(format!("pidvisor-{namespace}-1")),
+    )
+}
+
+/// A descriptor that becomes readable when process `pid` exits (`pidfd_open`).
+fn pid_fd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; the descriptor gets one owner below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: the kernel just returned it.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Removes a services' cgroup folder whose processes are all gone: its groups, then it.
+fn remove_cgroup_folder(folder: &Path) {
+    if let Ok(entries) = fs::read_dir(folder) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                let _ = fs::remove_dir(entry.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(folder);
 }
 
 impl Drop for Pidvisor {
