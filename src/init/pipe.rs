@@ -32,14 +32,10 @@ impl Pipe {
 /// writing opens the pipe itself (as a FIFO), not a copy of descriptor N. It never waits,
 /// since `read` is open. Fails where /proc is not mounted.
 pub fn reopen_write_end(read: &OwnedFd) -> io::Result<OwnedFd> {
-    let path = format!("/proc/self/fd/{}\0", read.as_raw_fd());
-    // SAFETY: a NUL-terminated path; the descriptor gets one owner below.
-    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: open just returned it.
-    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", read.as_raw_fd()))
+        .map(OwnedFd::from)
 }
 
 /// Makes reads and writes on `fd` return at once instead of waiting.

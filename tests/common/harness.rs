@@ -241,6 +241,29 @@ pub fn status_field(pid: i32, field: &str) -> Option<String> {
     })
 }
 
+/// A Python program that lists its own open descriptors as "fd target" lines (the one
+/// `os.listdir` used is closed by the time `readlink` runs, so it drops out).
+pub const LIST_FDS: &str = "
+import os
+for name in sorted(os.listdir('/proc/self/fd'), key=int):
+    try:
+        print(name, os.readlink('/proc/self/fd/' + name))
+    except OSError:
+        pass
+";
+
+/// The "fd target" lines of [`LIST_FDS`], by descriptor.
+pub fn listed_fds<'a>(
+    lines: impl Iterator<Item = &'a str>,
+) -> std::collections::BTreeMap<i32, String> {
+    lines
+        .map(|line| {
+            let (fd, target) = line.split_once(' ').expect("'fd target' lines");
+            (fd.parse().expect("fd number"), target.to_owned())
+        })
+        .collect()
+}
+
 /// Where each open descriptor of `pid` points.
 pub fn fd_targets(pid: i32) -> Vec<String> {
     let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -690,17 +713,22 @@ impl Pidvisor {
                 "host_pid is not known for {:?}",
                 self.topology
             );
-            let unshare = self.child.id() as i32;
-            let children = format!("/proc/{unshare}/task/{unshare}/children");
             let mut found = None;
             poll_until(PATIENCE, "unshare has forked pidvisor", || {
-                let text = fs::read_to_string(&children)
-                    .map_err(|e| format!("{children}: {e} (did unshare exit?)"))?;
-                found = text.split_whitespace().next().and_then(|p| p.parse().ok());
+                found = self.unshare_child()?;
                 found.map(|_| ()).ok_or_else(String::new)
             });
             found.expect("poll_until returned, so the pid was found")
         })
+    }
+
+    /// `unshare`'s child (pidvisor) if it has forked it yet; `Err` if `unshare` is gone.
+    fn unshare_child(&self) -> Result<Option<i32>, String> {
+        let unshare = self.child.id();
+        let children = format!("/proc/{unshare}/task/{unshare}/children");
+        let text = fs::read_to_string(&children)
+            .map_err(|e| format!("{children}: {e} (did unshare exit?)"))?;
+        Ok(text.split_whitespace().next().and_then(|p| p.parse().ok()))
     }
 
     /// Sends `signo` to pidvisor.
@@ -824,15 +852,11 @@ impl Pidvisor {
     fn kill_everything(&mut self) {
         match self.topology {
             Topology::Namespace => {
-                let pid = self.host_pid.get().copied().or_else(|| {
-                    let unshare = self.child.id();
-                    fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
-                        .ok()?
-                        .split_whitespace()
-                        .next()?
-                        .parse()
-                        .ok()
-                });
+                let pid = self
+                    .host_pid
+                    .get()
+                    .copied()
+                    .or_else(|| self.unshare_child().ok().flatten());
                 let folder = pid.and_then(services_cgroup_folder);
                 let exited = pid.and_then(pid_fd);
                 if let Some(pid) = pid {

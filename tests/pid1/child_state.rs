@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 
-use crate::harness::{Launch, Run, TempDir, python};
+use crate::harness::{LIST_FDS, Launch, Run, TempDir, listed_fds, python};
 
 #[test]
 fn main_command_starts_with_no_blocked_and_no_ignored_signal() {
@@ -21,25 +21,8 @@ fn main_command_starts_with_no_blocked_and_no_ignored_signal() {
     );
 }
 
-/// Lists the main command's own open descriptors (the one `os.listdir` used is closed by
-/// the time `readlink` runs, so it drops out).
-const LIST_FDS: &str = "
-import os
-for name in sorted(os.listdir('/proc/self/fd'), key=int):
-    try:
-        print(name, os.readlink('/proc/self/fd/' + name))
-    except OSError:
-        pass
-";
-
 fn fds_of_main_command(run: &Run) -> BTreeMap<i32, String> {
-    run.stdout
-        .lines()
-        .map(|line| {
-            let (fd, target) = line.split_once(' ').expect("'fd target' lines");
-            (fd.parse().expect("fd number"), target.to_owned())
-        })
-        .collect()
+    listed_fds(run.stdout.lines())
 }
 
 #[test]

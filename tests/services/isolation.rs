@@ -190,16 +190,6 @@ fn an_exec_failure_among_services_started_together_is_reported_as_alone() {
     assert!(!events.contains("orphans_reaped"), "{events}");
 }
 
-/// Lists the process's own open descriptors as "name | fd target" lines on stdout (the
-/// one `os.listdir` used is closed by the time `readlink` runs, so it drops out).
-const LIST_FDS: &str = "import os
-for name in sorted(os.listdir('/proc/self/fd'), key=int):
-    try:
-        print(name, os.readlink('/proc/self/fd/' + name))
-    except OSError:
-        pass
-";
-
 /// More services than a start slice has descriptor slots (32), started together: each
 /// `run` shares pidvisor's descriptor table until its first act, or copies it where no
 /// slot is free, and either way gets only its stdin, stdout and stderr, its notification
@@ -213,7 +203,7 @@ fn services_started_together_get_only_their_own_and_the_inherited_descriptors() 
     let body = format!(
         "exec {} -c {}",
         crate::harness::python(),
-        crate::harness::sh_quote(LIST_FDS)
+        crate::harness::sh_quote(crate::harness::LIST_FDS)
     );
     for index in 0..SERVICES {
         let name = format!("s{index:02}");
@@ -229,23 +219,19 @@ fn services_started_together_get_only_their_own_and_the_inherited_descriptors() 
     let run = pidvisor.shut_down();
     for index in 0..SERVICES {
         let prefix = format!("s{index:02} | ");
-        let fds: Vec<(i32, String)> = run
-            .stdout
-            .lines()
-            .filter_map(|line| line.strip_prefix(&prefix))
-            .map(|line| {
-                let (fd, target) = line.split_once(' ').expect("'fd target' lines");
-                (fd.parse().expect("fd number"), target.to_owned())
-            })
-            .collect();
-        let numbers: Vec<i32> = fds.iter().map(|(fd, _)| *fd).collect();
+        let fds = crate::harness::listed_fds(
+            run.stdout
+                .lines()
+                .filter_map(|line| line.strip_prefix(&prefix)),
+        );
+        let numbers: Vec<i32> = fds.keys().copied().collect();
         let expected: &[i32] = if index == 0 {
             &[0, 1, 2, 3, 5]
         } else {
             &[0, 1, 2, 5]
         };
         assert_eq!(numbers, expected, "{prefix}\n{run}");
-        let target = |fd: i32| &fds.iter().find(|(n, _)| *n == fd).expect("listed").1;
+        let target = |fd: i32| fds.get(&fd).expect("listed");
         assert_eq!(target(0), "/dev/null", "{prefix}{run}");
         assert!(target(1).starts_with("pipe:"), "{prefix}{run}");
         assert!(target(2).starts_with("pipe:"), "{prefix}{run}");

@@ -20,7 +20,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
 /// What a child may need: its stdin, stdout, stderr, notification descriptor and report
@@ -37,8 +37,9 @@ const MIN_OPEN_FILES: u64 = 1024;
 struct Pool {
     /// One more than every slot and every descriptor open when they were taken.
     cutoff: i32,
-    /// `/dev/null`, put back in a slot when its child is done with it.
-    placeholder: OwnedFd,
+    /// `/dev/null` (the one spawns keep), put back in a slot when its child is done with
+    /// it.
+    placeholder: RawFd,
     groups: Vec<Group>,
 }
 
@@ -72,11 +73,13 @@ pub fn reserve(groups: usize) -> io::Result<()> {
     if probe != 0 {
         return Err(io::Error::last_os_error());
     }
-    let placeholder = fs::File::open("/dev/null").map(OwnedFd::from)?;
+    let placeholder = super::dev_null()?;
+    // SAFETY: the kept `/dev/null` stays open for pidvisor's whole life.
+    let null = unsafe { BorrowedFd::borrow_raw(placeholder) };
     let taken = (0..groups)
         .map(|_| {
             let fds = (0..SLOTS)
-                .map(|_| placeholder.try_clone())
+                .map(|_| null.try_clone_to_owned())
                 .collect::<io::Result<_>>()?;
             Ok(Group { fds, busy: false })
         })
@@ -166,7 +169,7 @@ impl Drop for Lease {
         };
         for slot in self.fds {
             // SAFETY: dup3 onto a slot of this lease's group.
-            unsafe { libc::dup3(pool.placeholder.as_raw_fd(), slot, libc::O_CLOEXEC) };
+            unsafe { libc::dup3(pool.placeholder, slot, libc::O_CLOEXEC) };
         }
         if let Some(group) = pool.groups.get_mut(self.group) {
             group.busy = false;
