@@ -20,8 +20,10 @@ service has reported its start on a FIFO (bench/svc.c, the service of bench.py):
 The C programs (the service, launch, forkmodes) are built statically with musl-gcc where
 it is installed (Debian's musl-tools), else with cc: a static glibc program probes the
 CPU at every start, a trap to the hypervisor on some VMs (see bench/svc.c); SVC_CC=cc
-builds them with glibc all the same. PIDVISOR=/path measures another build. Medians of
-REPS runs (default 5).
+builds them with glibc all the same. PIDVISOR=/path measures another build;
+PIDVISOR=/old:/new measures two (or more) builds interleaved, "pidvisor" and
+"pidvisor-nocg" then for the first and "pidvisor@2"... for the others, which is how a
+change is measured against the commit before it. Medians of REPS runs (default 5).
 """
 import os
 import select
@@ -97,7 +99,8 @@ def main():
     modes = len(args) < len(sys.argv) - 1
     n = int(args[0]) if args else 100
     reps = int(args[1]) if len(args) > 1 else 5
-    pidvisor = os.environ.get("PIDVISOR") or default_pidvisor()
+    pidvisors = (os.environ.get("PIDVISOR") or default_pidvisor()).split(":")
+    pidvisor = pidvisors[0]
     tmp = tempfile.mkdtemp(prefix="pidvisor-floor-")
     try:
         svc = os.path.join(tmp, "run")
@@ -125,6 +128,8 @@ def main():
             "pidvisor": [pidvisor] + common,
             "pidvisor-nocg": [pidvisor, "--no-cgroups"] + common,
         }
+        for index, other in enumerate(pidvisors[1:], start=2):
+            variants[f"pidvisor@{index}"] = [other] + common
         if modes:
             for mode in ("fork", "vfork", "clonevm", "files", "filessync", "filesvfork"):
                 variants[f"{mode}-heavy"] = [forkmodes, mode, str(n), svc]
@@ -133,8 +138,8 @@ def main():
             for name, argv in variants.items():
                 graceful = name.startswith("pidvisor")
                 times[name].append(measure(tmp, argv, n, graceful))
-        print(f"{n} services all running, ms (median of {reps}; {pidvisor}; C programs "
-              f"built with {cc}):")
+        print(f"{n} services all running, ms (median of {reps}; {' '.join(pidvisors)}; "
+              f"C programs built with {cc}):")
         for name, values in times.items():
             good = [v for v in values if v is not None]
             median = f"{statistics.median(good):.1f}" if good else "-"

@@ -242,3 +242,26 @@ fn services_started_together_get_only_their_own_and_the_inherited_descriptors() 
         }
     }
 }
+
+/// The descriptor slots are taken for as many starts as the services could make at once
+/// (a `run` and a `log/run` each), not for a whole start slice: a container with one
+/// service holds two groups of five slots, where it held 160 `/dev/null` descriptors,
+/// which pidvisor filled and listed and every child unshared at its start.
+#[test]
+fn one_service_takes_descriptor_slots_for_its_own_starts_only() {
+    let layout = Layout::new("fds-of-one-service");
+    layout.service("only", "echo started\nexec sleep 1000");
+    let mut pidvisor = layout.start();
+    pidvisor.wait_until("the service has started", |p| {
+        p.stdout_so_far().contains("only | started")
+    });
+    let held = crate::harness::fd_targets(pidvisor.host_pid());
+    let null = held.iter().filter(|target| *target == "/dev/null").count();
+    // 2 groups of 5 slots, the `/dev/null` spawns keep, and stdin if it is /dev/null.
+    assert!(
+        null <= 12,
+        "pidvisor holds {null} /dev/null descriptors: {held:?}"
+    );
+    let run = pidvisor.shut_down();
+    assert!(run.stdout.contains("only | started"), "{run}");
+}
