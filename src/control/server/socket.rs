@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
-use tracing::info;
+use tracing::debug;
 
 use super::{ControlServer, TOKEN_BIT};
 
@@ -75,7 +75,7 @@ impl ControlServer {
                 EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_BIT),
             )
             .map_err(|e| io::Error::other(format!("epoll_ctl(control socket): {e}")))?;
-        info!("control socket: {}", path.display());
+        debug!("control socket: {}", path.display());
         Ok(ControlServer {
             listener,
             path: path.to_owned(),
