@@ -107,9 +107,9 @@ fn write_environment(
 }
 
 /// Whether `path` is a file of mode 0644 holding exactly `value`, read in one `read` into
-/// `content` (kept by the caller for the next file): a file of that length gives it all
-/// at once, and one read short only makes the file be written anew. Run for every
-/// variable at every start, this was 11 system calls and an allocation each.
+/// `content` (kept by the caller for the next file, as this runs for every variable at
+/// every start): a file of that length gives it all at once, and one read short only
+/// makes the file be written anew.
 fn holds(path: &Path, value: &[u8], content: &mut Vec<u8>) -> bool {
     let Ok(mut file) = File::open(path) else {
         return false;
