@@ -43,6 +43,7 @@ mod fork;
 mod low_slots;
 
 pub use environment::Inherited;
+pub use fork::release_spare_stacks;
 pub use low_slots::reserve as reserve_low_slots;
 
 use low_slots::Lease;

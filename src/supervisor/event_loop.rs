@@ -19,6 +19,7 @@ use crate::duration::deadline_after;
 use crate::init::reaper::Remaining;
 use crate::init::resident;
 use crate::init::signals;
+use crate::init::spawn;
 use crate::output::events::Event;
 use crate::services::probe::{Notification, NotifyPipe};
 use crate::services::service::State;
@@ -52,6 +53,10 @@ impl Supervisor {
             }
             self.sync_output();
             let timeout = self.timeout(now);
+            if timeout != EpollTimeout::ZERO {
+                // Going to sleep: no slice of starts follows at once.
+                spawn::release_spare_stacks();
+            }
             // The first time there is nothing to wait for, wait SETTLED_MS first: if that
             // passes quietly too, start-up is over, and the next time pidvisor goes to
             // sleep, it gives start-up's pages back first (see `sleep_lighter`).

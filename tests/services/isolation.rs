@@ -265,3 +265,47 @@ fn one_service_takes_descriptor_slots_for_its_own_starts_only() {
     let run = pidvisor.shut_down();
     assert!(run.stdout.contains("only | started"), "{run}");
 }
+
+#[test]
+fn the_stacks_of_the_boots_starts_are_given_back_before_pidvisor_sleeps() {
+    // A child starts on a stack of its own in pidvisor's memory, with an inaccessible
+    // guard page below it; the stacks of a boot's starts are kept for the next slice of
+    // starts, and must be gone once pidvisor sleeps: with 40 services (two slices of
+    // starts), as many inaccessible mappings as with one.
+    assert_eq!(
+        guard_mappings_once_asleep(40),
+        guard_mappings_once_asleep(1)
+    );
+}
+
+/// pidvisor's inaccessible (`---p`) mappings once it has started `services` services and
+/// sleeps (in `epoll_wait`, state S).
+fn guard_mappings_once_asleep(services: usize) -> usize {
+    let layout = Layout::new(&format!("stacks-{services}"));
+    for index in 0..services {
+        layout.service(&format!("s{index:02}"), "echo started\nexec sleep 1000");
+    }
+    let mut pidvisor = layout.start();
+    pidvisor.wait_until("every service has started", |p| {
+        p.stdout_so_far().matches(" | started").count() == services
+    });
+    let pid = pidvisor.host_pid();
+    crate::harness::wait_until(crate::harness::PATIENCE, "pidvisor sleeps", || {
+        sleeps_in_epoll_wait(pid)
+    });
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let guards = maps
+        .lines()
+        .filter(|line| line.split_whitespace().nth(1) == Some("---p"))
+        .count();
+    pidvisor.shut_down().assert_code(0);
+    guards
+}
+
+/// Whether `pid` is asleep in `epoll_wait` or `epoll_pwait` (x86_64 numbers 232, 281).
+fn sleeps_in_epoll_wait(pid: i32) -> bool {
+    let asleep = crate::harness::proc_stat(pid).is_some_and(|stat| stat.state == 'S');
+    let call = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+    let number = call.split_whitespace().next().unwrap_or_default();
+    asleep && matches!(number, "232" | "281")
+}
