@@ -74,6 +74,12 @@ pub fn reserve(groups: usize) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     let placeholder = super::dev_null()?;
+    // Listed before the slots are taken: each entry listed costs the kernel a lookup (3-4
+    // µs), and a whole slice of slots is 160 of them.
+    let highest_open = fs::read_dir("/proc/self/fd")?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .max()
+        .unwrap_or(0);
     // SAFETY: the kept `/dev/null` stays open for pidvisor's whole life.
     let null = unsafe { BorrowedFd::borrow_raw(placeholder) };
     let taken = (0..groups)
@@ -84,12 +90,13 @@ pub fn reserve(groups: usize) -> io::Result<()> {
             Ok(Group { fds, busy: false })
         })
         .collect::<io::Result<Vec<Group>>>()?;
-    let highest = fs::read_dir("/proc/self/fd")?
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+    let highest_slot = taken
+        .iter()
+        .flat_map(|group| group.fds.iter().map(AsRawFd::as_raw_fd))
         .max()
         .unwrap_or(0);
     let pool = Pool {
-        cutoff: highest + 1,
+        cutoff: highest_open.max(highest_slot) + 1,
         placeholder,
         groups: taken,
     };
