@@ -6,11 +6,9 @@
 //! service that fails either check is left out too, which can in turn leave out the
 //! services that wait for it.
 
-use std::cell::LazyCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use crate::services::config::{self, ConfigError};
@@ -27,15 +25,15 @@ pub struct ScanResult {
 
 /// Reads every service in `dir`. A missing `dir` simply has no services.
 pub fn scan(dir: &Path) -> ScanResult {
-    // Read only when a service is loaded: `pidvisor -- CMD` alone never opens them.
-    scan_with(dir, LazyCell::new(UserDb::system))
+    // Read only when a service sets a user: most never open them.
+    scan_with(dir, &UserDb::system())
 }
 
-fn scan_with(dir: &Path, users: impl Deref<Target = UserDb>) -> ScanResult {
+fn scan_with(dir: &Path, users: &UserDb) -> ScanResult {
     let mut result = ScanResult::default();
     let mut left_out = BTreeSet::new();
     for (name, path) in service_folders(dir, &mut result.problems) {
-        match config::load_service(&path, &name, &users)
+        match config::load_service(&path, &name, users)
             .and_then(|spec| privilege::check_user(spec, &path))
         {
             Ok(spec) => result.services.push(spec),
@@ -284,6 +282,22 @@ mod tests {
     fn missing_dir_is_empty_not_an_error() {
         let result = scan(Path::new("/nonexistent/services.d"));
         assert!(result.services.is_empty() && result.problems.is_empty());
+    }
+
+    #[test]
+    fn services_without_a_user_leave_the_user_files_unread() {
+        let dir = TempDir::new("scan-no-user");
+        dir.service("web", None);
+        let files = TempDir::new("scan-no-user-files");
+        let users =
+            UserDb::read_when_needed(files.path().join("passwd"), files.path().join("group"));
+        assert_eq!(names(&scan_with(dir.path(), &users)), ["web"]);
+        // Written after the scan: found all the same, since nothing read the file yet.
+        files.write("passwd", "app:x:1000:1000::/home/app:/bin/sh\n");
+        let app = users
+            .resolve("app", None)
+            .expect("read at the first lookup");
+        assert_eq!(app.uid, 1000);
     }
 
     #[test]

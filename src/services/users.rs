@@ -4,6 +4,7 @@
 //! whole truth. A missing file counts as empty (a `FROM scratch` image has neither), which
 //! still lets numeric ids work.
 
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
 use crate::init::spawn::Credentials;
@@ -38,6 +39,14 @@ pub struct LookupError {
 /// The users and groups of the image.
 #[derive(Debug, Default)]
 pub struct UserDb {
+    entries: OnceCell<Entries>,
+    /// The passwd and group files read at the first lookup; `None`: what `entries`
+    /// holds is all there is.
+    files: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
     users: Vec<PasswdEntry>,
     groups: Vec<GroupEntry>,
 }
@@ -46,27 +55,35 @@ pub struct UserDb {
 const MAX_USER_DB: u64 = 64 * 1024 * 1024;
 
 impl UserDb {
-    /// Reads the image's own `/etc/passwd` and `/etc/group`.
+    /// The image's own `/etc/passwd` and `/etc/group`, read at the first lookup: only a
+    /// service that sets `user` needs them, and a start with services read them every time
+    /// otherwise (a few dozen system calls).
     pub fn system() -> UserDb {
-        UserDb::load(Path::new("/etc/passwd"), Path::new("/etc/group"))
+        UserDb::read_when_needed("/etc/passwd".into(), "/etc/group".into())
     }
 
-    /// Reads the two files; one that cannot be read counts as empty (malformed lines
-    /// are skipped, as libc does).
-    pub fn load(passwd_path: &Path, group_path: &Path) -> UserDb {
-        let read = |path: &Path| match read_config_file(path, MAX_USER_DB) {
-            Ok(text) => text,
-            Err(err) => {
-                tracing::debug!("cannot read {}: {err}", path.display());
-                String::new()
-            }
-        };
+    /// These passwd and group files, read at the first lookup.
+    pub fn read_when_needed(passwd_path: PathBuf, group_path: PathBuf) -> UserDb {
         UserDb {
-            users: records(&read(passwd_path))
-                .filter_map(passwd_entry)
-                .collect(),
-            groups: records(&read(group_path)).filter_map(group_entry).collect(),
+            entries: OnceCell::new(),
+            files: Some((passwd_path, group_path)),
         }
+    }
+
+    /// Reads the two files now (the tests', whose folder is gone by the first lookup).
+    #[cfg(test)]
+    pub fn load(passwd_path: &Path, group_path: &Path) -> UserDb {
+        UserDb {
+            entries: OnceCell::from(Entries::read(passwd_path, group_path)),
+            files: None,
+        }
+    }
+
+    fn entries(&self) -> &Entries {
+        self.entries.get_or_init(|| match &self.files {
+            Some((passwd_path, group_path)) => Entries::read(passwd_path, group_path),
+            None => Entries::default(),
+        })
     }
 
     /// Resolves `user` (a name or a numeric id) and an optional `group` (name or id;
@@ -74,9 +91,9 @@ impl UserDb {
     /// every group that lists the user's name as a member.
     pub fn resolve(&self, user: &str, group: Option<&str>) -> Result<Credentials, LookupError> {
         let (uid, entry) = match user.parse::<u32>() {
-            Ok(uid) => (uid, self.users.iter().find(|e| e.uid == uid)),
+            Ok(uid) => (uid, self.entries().users.iter().find(|e| e.uid == uid)),
             Err(_) => {
-                let entry = self.users.iter().find(|e| e.name == user);
+                let entry = self.entries().users.iter().find(|e| e.name == user);
                 let entry = entry.ok_or_else(|| LookupError {
                     field: "user",
                     message: format!("\"{user}\" is not in /etc/passwd"),
@@ -93,6 +110,7 @@ impl UserDb {
         let mut groups = vec![gid];
         if let Some(entry) = entry {
             let member_of = self
+                .entries()
                 .groups
                 .iter()
                 .filter(|g| g.members.contains(&entry.name));
@@ -116,7 +134,8 @@ impl UserDb {
         if let Ok(gid) = group.parse() {
             return Ok(gid);
         }
-        self.groups
+        self.entries()
+            .groups
             .iter()
             .find(|g| g.name == group)
             .map(|g| g.gid)
@@ -126,6 +145,26 @@ impl UserDb {
                 fix: "add it to /etc/group in the image (e.g. `groupadd`), or use a numeric id"
                     .to_owned(),
             })
+    }
+}
+
+impl Entries {
+    /// Reads the two files; one that cannot be read counts as empty (malformed lines are
+    /// skipped, as libc does).
+    fn read(passwd_path: &Path, group_path: &Path) -> Entries {
+        let read = |path: &Path| match read_config_file(path, MAX_USER_DB) {
+            Ok(text) => text,
+            Err(err) => {
+                tracing::debug!("cannot read {}: {err}", path.display());
+                String::new()
+            }
+        };
+        Entries {
+            users: records(&read(passwd_path))
+                .filter_map(passwd_entry)
+                .collect(),
+            groups: records(&read(group_path)).filter_map(group_entry).collect(),
+        }
     }
 }
 
