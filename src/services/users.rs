@@ -56,8 +56,7 @@ const MAX_USER_DB: u64 = 64 * 1024 * 1024;
 
 impl UserDb {
     /// The image's own `/etc/passwd` and `/etc/group`, read at the first lookup: only a
-    /// service that sets `user` needs them, and a start with services read them every time
-    /// otherwise (a few dozen system calls).
+    /// service that sets `user` needs them (a few dozen system calls).
     pub fn system() -> UserDb {
         UserDb::read_when_needed("/etc/passwd".into(), "/etc/group".into())
     }

@@ -266,6 +266,9 @@ fn one_service_takes_descriptor_slots_for_its_own_starts_only() {
     assert!(run.stdout.contains("only | started"), "{run}");
 }
 
+// Children share pidvisor's memory, on stacks of their own, on x86_64 (see
+// src/init/spawn/fork.rs), and the system call numbers below are x86_64's.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn the_stacks_of_the_boots_starts_are_given_back_before_pidvisor_sleeps() {
     // A child starts on a stack of its own in pidvisor's memory, with an inaccessible
@@ -280,6 +283,7 @@ fn the_stacks_of_the_boots_starts_are_given_back_before_pidvisor_sleeps() {
 
 /// pidvisor's inaccessible (`---p`) mappings once it has started `services` services and
 /// sleeps (in `epoll_wait`, state S).
+#[cfg(target_arch = "x86_64")]
 fn guard_mappings_once_asleep(services: usize) -> usize {
     let layout = Layout::new(&format!("stacks-{services}"));
     for index in 0..services {
@@ -303,6 +307,7 @@ fn guard_mappings_once_asleep(services: usize) -> usize {
 }
 
 /// Whether `pid` is asleep in `epoll_wait` or `epoll_pwait` (x86_64 numbers 232, 281).
+#[cfg(target_arch = "x86_64")]
 fn sleeps_in_epoll_wait(pid: i32) -> bool {
     let asleep = crate::harness::proc_stat(pid).is_some_and(|stat| stat.state == 'S');
     let call = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
