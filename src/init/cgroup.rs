@@ -9,24 +9,31 @@
 //! it starts is in it, wherever it goes. Stopping signals every process in the group,
 //! SIGKILL uses `cgroup.kill` (or kills each pid of `cgroup.procs` where the kernel is
 //! older than 5.14), and a service is down only once its group is empty (`populated 0`
-//! in `cgroup.events`). No controller is enabled: this only groups.
+//! in `cgroup.events`). No controller is enabled: this only groups. Each group's folder
+//! stays open where descriptors allow, so that starting and stopping a service does not
+//! walk the folder's whole path each time.
 //!
 //! Where the hierarchy is read-only (Docker's default), absent, or cgroup v1 only,
 //! [`Cgroups::create`] says why and pidvisor uses process groups alone: a process that
 //! leaves its service's group then runs on after the service stops or restarts, until
 //! the final sweep at the container's end.
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsStr};
 use std::fs;
-use std::io;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use crate::init::limits;
 
 /// The folder pidvisor made in its cgroup for its services' groups. Removed (with the
 /// groups, empty by then) when dropped.
 pub struct Cgroups {
     root: PathBuf,
+    /// `root`, opened: the groups are made and opened in it by name.
+    root_folder: OwnedFd,
 }
 
 impl Cgroups {
@@ -58,7 +65,12 @@ impl Cgroups {
             }
             Err(err) => return Err(cannot_make(err)),
         }
-        Ok(Cgroups { root: dir })
+        let root_folder = open_in(None, dir.as_os_str(), FOLDER)
+            .map_err(|err| format!("cannot open {} ({err})", dir.display()))?;
+        Ok(Cgroups {
+            root: dir,
+            root_folder,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -69,11 +81,25 @@ impl Cgroups {
     /// name already taken (a service named `web.log` beside the logger of `web`, or named
     /// like one of the kernel's files) is an error: two services never share a group.
     pub fn group(&self, name: &str) -> io::Result<ServiceGroup> {
-        let dir = self.root.join(name.replace('/', "."));
-        fs::create_dir(&dir)?;
+        let file_name = name.replace('/', ".");
+        let c_name = CString::new(file_name.as_str()).map_err(io::Error::other)?;
+        // SAFETY: a valid C string, relative to a folder this struct holds open.
+        if unsafe { libc::mkdirat(self.root_folder.as_raw_fd(), c_name.as_ptr(), 0o777) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let dir = self.root.join(&file_name);
         let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
             .map_err(io::Error::other)?;
-        Ok(ServiceGroup { dir, procs })
+        // Where it cannot be kept open (descriptors short), the group is reached by its
+        // path, as before.
+        let folder = open_in(
+            Some(self.root_folder.as_fd()),
+            OsStr::new(&file_name),
+            FOLDER,
+        )
+        .ok()
+        .filter(|folder| limits::room_to_keep(folder.as_raw_fd()));
+        Ok(ServiceGroup { dir, procs, folder })
     }
 }
 
@@ -99,6 +125,11 @@ pub struct ServiceGroup {
     dir: PathBuf,
     /// `cgroup.procs`, ready for a child to join through.
     procs: CString,
+    /// `dir`, kept open where descriptors allow: a child is created in the group through
+    /// it, and the group's files are opened in it by name, instead of a walk of the whole
+    /// path each time (a start opened the folder anew: 9-14 µs with a hundred services
+    /// starting, in a `perf` profile).
+    folder: Option<OwnedFd>,
 }
 
 impl ServiceGroup {
@@ -107,10 +138,21 @@ impl ServiceGroup {
         &self.procs
     }
 
+    /// The group's folder, if it is kept open.
+    pub fn folder(&self) -> Option<BorrowedFd<'_>> {
+        self.folder.as_ref().map(AsFd::as_fd)
+    }
+
+    /// The group's folder opened anew (where it is not kept open).
+    pub fn open_folder(&self) -> io::Result<OwnedFd> {
+        open_in(None, self.dir.as_os_str(), FOLDER)
+    }
+
     /// Whether any process is left in the group. An unreadable `cgroup.events` counts as
     /// empty: the process group still decides then.
     pub fn is_populated(&self) -> bool {
-        populated(&self.dir)
+        self.read("cgroup.events")
+            .is_ok_and(|events| says_populated(&events))
     }
 
     /// Sends `signo` to every process in the group but those in process group `pgid`
@@ -130,25 +172,62 @@ impl ServiceGroup {
     /// has it; else pid by pid (a process forked meanwhile is caught by the next call:
     /// the service stays down until the group is empty).
     pub fn kill_all(&self) {
-        if fs::write(self.dir.join("cgroup.kill"), "1").is_err() {
+        let killed = self
+            .open("cgroup.kill", libc::O_WRONLY)
+            .and_then(|mut file| file.write_all(b"1"));
+        if killed.is_err() {
             self.signal_outside(0, libc::SIGKILL);
         }
     }
 
     fn pids(&self) -> Vec<i32> {
-        fs::read_to_string(self.dir.join("cgroup.procs"))
+        self.read("cgroup.procs")
             .unwrap_or_default()
             .lines()
             .filter_map(|line| line.trim().parse().ok())
             .collect()
+    }
+
+    fn read(&self, file: &str) -> io::Result<String> {
+        io::read_to_string(self.open(file, libc::O_RDONLY)?)
+    }
+
+    /// One of the group's files: in its folder kept open, else by its path.
+    fn open(&self, file: &str, flags: libc::c_int) -> io::Result<fs::File> {
+        match &self.folder {
+            Some(folder) => open_in(Some(folder.as_fd()), OsStr::new(file), flags),
+            None => open_in(None, self.dir.join(file).as_os_str(), flags),
+        }
+        .map(fs::File::from)
     }
 }
 
 /// Whether any process is in the cgroup at `dir` or below (`populated 1` in its
 /// `cgroup.events`); false if that cannot be read.
 fn populated(dir: &Path) -> bool {
-    fs::read_to_string(dir.join("cgroup.events"))
-        .is_ok_and(|events| events.lines().any(|line| line == "populated 1"))
+    fs::read_to_string(dir.join("cgroup.events")).is_ok_and(|events| says_populated(&events))
+}
+
+fn says_populated(events: &str) -> bool {
+    events.lines().any(|line| line == "populated 1")
+}
+
+/// How a group's folder is opened: for `clone3` and `openat` only.
+const FOLDER: libc::c_int = libc::O_PATH | libc::O_DIRECTORY;
+
+/// `name` opened with `flags` (and close-on-exec) in the folder `at`, or where it leads
+/// from the working directory.
+fn open_in(at: Option<BorrowedFd<'_>>, name: &OsStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let name = CString::new(name.as_bytes()).map_err(io::Error::other)?;
+    let at = at.map_or(libc::AT_FDCWD, |folder| folder.as_raw_fd());
+    // SAFETY: a valid C string and a folder descriptor (or AT_FDCWD); the descriptor
+    // returned gets one owner below.
+    let fd = unsafe { libc::openat(at, name.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat just returned it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The folder of pidvisor's own cgroup in a mounted cgroup v2 hierarchy.

@@ -10,7 +10,8 @@
 //! fit are left out, and the others can still be started and restarted.
 
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The soft limit pidvisor was started with, for its children; `u64::MAX` until raised
@@ -83,6 +84,16 @@ impl HeldDescriptors {
         self.held
             .extend((0..count).map_while(|_| fd.try_clone_to_owned().ok()));
     }
+}
+
+/// Whether pidvisor may keep descriptor `fd` open to save work later (a pipe's first write
+/// end, a cgroup's folder): while its number is under half the open-files limit.
+/// Descriptors are numbered lowest free first, so that is about the count in use: under a
+/// low limit, the services' pipes and starts keep the room.
+pub fn room_to_keep(fd: RawFd) -> bool {
+    static HALF_LIMIT: OnceLock<u64> = OnceLock::new();
+    let half = *HALF_LIMIT.get_or_init(|| open_files() / 2);
+    u64::try_from(fd).is_ok_and(|fd| fd < half)
 }
 
 /// The fix to name when a system call fails for want of descriptors (EMFILE, ENFILE).

@@ -91,8 +91,8 @@ pub struct Setup<'a> {
     pub extra_fd: Option<(i32, &'a OwnedFd)>,
     /// Become the terminal's foreground process group (the main command only).
     pub take_terminal: bool,
-    /// Join the cgroup whose `cgroup.procs` this is (see [`crate::init::cgroup`]).
-    pub cgroup: Option<&'a std::ffi::CStr>,
+    /// Start in this cgroup (see [`crate::init::cgroup`]).
+    pub cgroup: Option<&'a crate::init::cgroup::ServiceGroup>,
     /// That cgroup was emptied with `cgroup.kill`: the child must join it after the fork,
     /// not be created in it (see `fork`).
     pub cgroup_killed: bool,

@@ -35,6 +35,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 
+use crate::init::limits;
 use crate::init::pipe::{Pipe, reopen_write_end, set_nonblocking, unread_bytes};
 pub use crate::output::outlet::Sink;
 use crate::output::outlet::{self, release_if_large};
@@ -97,7 +98,8 @@ pub struct LineRelay {
     /// The write end, kept only where /proc cannot open the pipe anew for each run.
     kept_write: Option<OwnedFd>,
     /// The write end the pipe was made with, until the first run takes it; not kept
-    /// where descriptors are short (see [`room_for_first_writer`]).
+    /// where descriptors are short (see [`limits::room_to_keep`]); a first run then opens
+    /// its write end as later runs do.
     first_writer: Option<OwnedFd>,
     prefix: Box<[u8]>,
     sink: Sink,
@@ -121,7 +123,10 @@ impl LineRelay {
         set_nonblocking(&read)?;
         let (kept_write, first_writer) = match can_reopen(&read) {
             false => (Some(write), None),
-            true => (None, room_for_first_writer(&write).then_some(write)),
+            true => (
+                None,
+                limits::room_to_keep(write.as_raw_fd()).then_some(write),
+            ),
         };
         Ok(LineRelay {
             read,
@@ -324,17 +329,6 @@ impl AsFd for LineRelay {
 fn can_reopen(read: &OwnedFd) -> bool {
     static CAN: OnceLock<bool> = OnceLock::new();
     *CAN.get_or_init(|| reopen_write_end(read).is_ok())
-}
-
-/// Whether a new relay may keep its pipe's first write end for its first run: while
-/// `write`'s number is under half the open-files limit. Descriptors are numbered lowest
-/// free first, so that is about the count in use: under a low limit, the services' pipes
-/// and starts get the room (see `limits`), and a first run opens its write end as later
-/// runs do.
-fn room_for_first_writer(write: &OwnedFd) -> bool {
-    static HALF_LIMIT: OnceLock<u64> = OnceLock::new();
-    let half = *HALF_LIMIT.get_or_init(|| crate::init::limits::open_files() / 2);
-    u64::try_from(write.as_raw_fd()).is_ok_and(|fd| fd < half)
 }
 
 /// Buffers shared by every relay: one read chunk and one output batch.

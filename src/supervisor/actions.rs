@@ -145,7 +145,7 @@ impl Supervisor {
             stderr,
             extra_fd: notify.as_ref().map(|(fd, _, writer)| (*fd, writer)),
             take_terminal: false,
-            cgroup: slot.cgroup.as_ref().map(|group| group.procs_file()),
+            cgroup: slot.cgroup.as_ref(),
             cgroup_killed: slot.cgroup_killed,
         };
         let argv = [spec.run.clone().into_os_string()];

@@ -156,3 +156,32 @@ fn without_cgroups_a_daemon_that_left_the_group_runs_on_until_the_final_sweep() 
         "the final sweep sent SIGTERM to both daemons"
     );
 }
+
+#[test]
+fn pidvisor_keeps_each_services_cgroup_folder_open_to_start_and_stop_it_through() {
+    if !cgroups_writable() {
+        eprintln!("skipped: no writable cgroup v2 tree here");
+        return;
+    }
+    let layout = Layout::new("cgroup-folders");
+    let names = ["one", "two", "three"];
+    for name in names {
+        layout.service(name, "echo started\nexec sleep 1000");
+    }
+    let mut pidvisor = layout.start();
+    pidvisor.wait_until("every service has started", |p| {
+        p.stdout_so_far().matches(" | started").count() == names.len()
+    });
+    let held = crate::harness::fd_targets(pidvisor.host_pid());
+    for name in names {
+        assert!(
+            held.iter().any(
+                |target| target.contains("/pidvisor-") && target.ends_with(&format!("/{name}"))
+            ),
+            "pidvisor holds {name}'s cgroup folder open: {held:?}"
+        );
+    }
+    let run = pidvisor.shut_down();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("no cgroup of its own"), "{run}");
+}

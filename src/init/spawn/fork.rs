@@ -31,14 +31,13 @@
 //! child's at its end, and SIGKILL the child when they differ, so every child created
 //! into a cgroup killed before dies at birth. The caller says when a cgroup was killed.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Mutex;
 
 use super::child::{self, Prepared};
+use crate::init::cgroup::ServiceGroup;
 use crate::init::raw::CloneArgs;
 
 /// `CLONE_INTO_CGROUP` from linux/sched.h.
@@ -140,25 +139,36 @@ pub(super) struct Started {
     pub shares_table: bool,
 }
 
-/// Starts the child that runs `prepared`, in the cgroup whose `cgroup.procs` is `procs`
-/// if given: created in it unless `killed` (see above), else joining it. `Err`: the errno
-/// of a failed `fork`.
+/// Starts the child that runs `prepared`, in `group` if given: created in it unless
+/// `killed` (see above), else joining it. `Err`: the errno of a failed `fork`.
 pub(super) fn start(
     prepared: &mut Prepared,
-    procs: Option<&CStr>,
+    group: Option<&ServiceGroup>,
     killed: bool,
 ) -> Result<Started, i32> {
-    let folder = procs.filter(|_| !killed).and_then(open_folder);
+    let procs = group.map(ServiceGroup::procs_file);
+    // The group's folder, opened for this start where the group does not keep it open.
+    let opened;
+    let folder = match group.filter(|_| !killed) {
+        Some(group) => match group.folder() {
+            Some(kept) => Some(kept),
+            None => {
+                opened = group.open_folder().ok();
+                opened.as_ref().map(AsFd::as_fd)
+            }
+        },
+        None => None,
+    };
     #[cfg(target_arch = "x86_64")]
     if let Ok(stack) = Stack::new() {
         let blocked = block_signals();
-        let started = clone_vm(prepared, procs, folder.as_ref(), stack);
+        let started = clone_vm(prepared, procs, folder, stack);
         restore_signals(&blocked);
         if let Some(started) = started {
             return Ok(started);
         }
     }
-    if let Some(dir) = &folder {
+    if let Some(dir) = folder {
         prepared.join_cgroup = None;
         let args = into_cgroup(0, dir, None);
         // SAFETY: a valid clone_args of the size passed; without CLONE_VM the child gets
@@ -199,7 +209,7 @@ pub(super) fn start(
 
 /// `clone3`'s arguments for a child created in the cgroup `folder`, with `flags` and, if
 /// it shares pidvisor's memory, on `stack`.
-fn into_cgroup(flags: u64, folder: &OwnedFd, stack: Option<&Stack>) -> CloneArgs {
+fn into_cgroup(flags: u64, folder: BorrowedFd<'_>, stack: Option<&Stack>) -> CloneArgs {
     CloneArgs {
         flags: flags | CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,
@@ -218,7 +228,7 @@ fn into_cgroup(flags: u64, folder: &OwnedFd, stack: Option<&Stack>) -> CloneArgs
 fn clone_vm(
     prepared: &mut Prepared,
     procs: Option<&CStr>,
-    folder: Option<&OwnedFd>,
+    folder: Option<BorrowedFd<'_>>,
     stack: Stack,
 ) -> Option<Started> {
     let entry = child::entry;
@@ -277,19 +287,4 @@ fn block_signals() -> libc::sigset_t {
 fn restore_signals(mask: &libc::sigset_t) {
     // SAFETY: a valid sigset_t from block_signals.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
-}
-
-/// The cgroup folder of a `cgroup.procs` path, opened for `clone3`.
-fn open_folder(procs: &CStr) -> Option<OwnedFd> {
-    let dir = Path::new(std::ffi::OsStr::from_bytes(procs.to_bytes())).parent()?;
-    let dir = CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: a valid C string; the descriptor gets one owner below.
-    let fd = unsafe {
-        libc::open(
-            dir.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    // SAFETY: open just returned it.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
