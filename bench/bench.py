@@ -985,10 +985,7 @@ def report(b, out):
                 break
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip() or "?"
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain",
-                            "--untracked-files=no"], capture_output=True, text=True).stdout
+    commit, dirty = b.source
     versions = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Package} ${Version}, ", "tini", "dumb-init",
          "catatonit", "s6", "runit", "supervisor"], capture_output=True, text=True).stdout
@@ -1080,6 +1077,13 @@ def main():
     if os.geteuid() != 0:
         die("run as root (unshare --pid needs it)")
     b = Bench(args)
+    # The source as the run starts, which is what the build is made of: edits made while
+    # the run goes on do not count.
+    b.source = (subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                               capture_output=True, text=True).stdout.strip() or "?",
+                subprocess.run(["git", "-C", ROOT, "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True,
+                               text=True).stdout)
     b.phases = args.only.split(",") if args.only else list(PHASES)
     for p in b.phases:
         if p not in PHASES:
