@@ -5,7 +5,8 @@ One command (as root, after `cargo build --release`):
     python3 bench/floor.py [--modes] [N] [REPS]
 
 Times, interleaved, from the spawn of `unshare --pid --fork --mount-proc` until the N-th
-service has reported its start on a FIFO (bench/svc.c, the service of bench.py):
+service has reported its start on a FIFO (bench/svc.c, the service of bench.py), and for
+pidvisor, from the SIGTERM sent to it then until the namespace is gone (its shutdown):
   launch          bench/launch.c as PID 1: N bare fork+exec, nothing else (the floor)
   pidvisor        pidvisor as PID 1 on a services folder of N such services
   pidvisor-nocg   the same with --no-cgroups
@@ -47,23 +48,27 @@ def default_pidvisor():
 
 def stop(proc, graceful):
     """Ends the namespace: pidvisor gets SIGTERM, so that it removes its cgroup folders
-    (a SIGKILLed one leaves them behind on the host); the C programs, which handle no
-    signal as PID 1, are killed."""
+    (a SIGKILLed one leaves them behind on the host), and the ms from that SIGTERM until
+    the namespace is gone are returned; the C programs, which handle no signal as PID 1,
+    are killed (None)."""
     if graceful:
         try:
             with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as children:
                 init = int(children.read().split()[0])
+            t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
             os.kill(init, signal.SIGTERM)
             proc.wait(timeout=30)
-            return
+            return (time.clock_gettime_ns(time.CLOCK_MONOTONIC) - t0) / 1e6
         except (OSError, IndexError, ValueError, subprocess.TimeoutExpired):
             pass
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    return None
 
 
 def measure(tmp, argv, n, graceful=False):
-    """ms from spawning the namespace to the n-th start report."""
+    """ms from spawning the namespace to the n-th start report, and (graceful: pidvisor)
+    ms from the SIGTERM that follows to the namespace's end."""
     fifo = os.path.join(tmp, "fifo")
     if os.path.exists(fifo):
         os.unlink(fifo)
@@ -83,13 +88,21 @@ def measure(tmp, argv, n, graceful=False):
             data += os.read(reader, 1 << 16)
         except BlockingIOError:
             pass
-    stop(proc, graceful)
+    shutdown = stop(proc, graceful)
     os.close(reader)
     os.close(keep)
     lines = data.split(b"\n")[:n]
     if len(lines) < n or not all(lines):
-        return None
-    return (max(int(line.split()[1]) for line in lines) - t0) / 1e6
+        return None, None
+    return (max(int(line.split()[1]) for line in lines) - t0) / 1e6, shutdown
+
+
+def show(times):
+    """One line per variant: the median, then every sample."""
+    for name, values in times.items():
+        good = [v for v in values if v is not None]
+        median = f"{statistics.median(good):.1f}" if good else "-"
+        print(f"  {name:14s} {median:>8s}   {' '.join(f'{v:.1f}' for v in good)}")
 
 
 def main():
@@ -134,16 +147,19 @@ def main():
             for mode in ("fork", "vfork", "clonevm", "files", "filessync", "filesvfork"):
                 variants[f"{mode}-heavy"] = [forkmodes, mode, str(n), svc]
         times = {name: [] for name in variants}
+        shutdowns = {name: [] for name in variants if name.startswith("pidvisor")}
         for rep in range(reps):
             for name, argv in variants.items():
                 graceful = name.startswith("pidvisor")
-                times[name].append(measure(tmp, argv, n, graceful))
+                start, shutdown = measure(tmp, argv, n, graceful)
+                times[name].append(start)
+                if graceful:
+                    shutdowns[name].append(shutdown)
         print(f"{n} services all running, ms (median of {reps}; {' '.join(pidvisors)}; "
               f"C programs built with {cc}):")
-        for name, values in times.items():
-            good = [v for v in values if v is not None]
-            median = f"{statistics.median(good):.1f}" if good else "-"
-            print(f"  {name:14s} {median:>8s}   {' '.join(f'{v:.1f}' for v in good)}")
+        show(times)
+        print(f"then SIGTERM to PID 1 until the namespace is gone, ms (median of {reps}):")
+        show(shutdowns)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
