@@ -25,6 +25,8 @@ builds them with glibc all the same. PIDVISOR=/path measures another build;
 PIDVISOR=/old:/new measures two (or more) builds interleaved, "pidvisor" and
 "pidvisor-nocg" then for the first and "pidvisor@2"... for the others, which is how a
 change is measured against the commit before it. Medians of REPS runs (default 5).
+Before the runs, 4 GiB of memory is written and given back (WARM_GIB=N to change,
+0 for none), as bench.py does before each phase: see `warm_memory` there.
 """
 import os
 import select
@@ -35,6 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from bench import warm_memory
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -146,6 +150,7 @@ def main():
         if modes:
             for mode in ("fork", "vfork", "clonevm", "files", "filessync", "filesvfork"):
                 variants[f"{mode}-heavy"] = [forkmodes, mode, str(n), svc]
+        warm_memory(int(os.environ.get("WARM_GIB", "4")))
         times = {name: [] for name in variants}
         shutdowns = {name: [] for name in variants if name.startswith("pidvisor")}
         for rep in range(reps):
