@@ -32,10 +32,13 @@ fn services_that_cannot_get_descriptors_are_left_out_and_the_others_run() {
     let first = layout.wait_for_lines(&mut pidvisor, "started", running);
     // The ones that run can still be restarted: kill one, it comes back.
     let root = pidvisor.host_pid();
-    let victim = children_of(root)
-        .into_iter()
-        .find(|p| p.comm == "sleep")
-        .expect("a running service");
+    // A service writes its line, then execs `sleep`: wait for an exec, not just the lines.
+    let mut sleeping = None;
+    pidvisor.wait_until("a service sleeps", |_| {
+        sleeping = children_of(root).into_iter().find(|p| p.comm == "sleep");
+        sleeping.is_some()
+    });
+    let victim = sleeping.expect("a running service");
     // SAFETY: kill has no memory-safety preconditions.
     assert_eq!(unsafe { libc::kill(victim.pid, libc::SIGKILL) }, 0);
     layout.wait_for_lines(&mut pidvisor, "started", running + 1);
