@@ -20,6 +20,11 @@ it reports each start as one line on a FIFO, with a CLOCK_MONOTONIC timestamp, s
 service's own first action, not by polling. Services are told apart from the
 supervisor's own processes by their comm name, "run".
 
+Before each phase, 4 GiB of fresh memory is written and given back (--warm-gib N, 0 for
+none): on a VM whose host takes back memory the guest leaves free, the first write to
+such a page costs several times more, and a phase would otherwise pay for what the
+phases before it freed (see warm_memory).
+
 Phases, each interleaved (round robin over the inits, rotated by one every repetition):
   size      binary size on disk, linking (static = no ELF interpreter)
   idle      all inits started together with 1 child/service, then (supervisors only)
