@@ -58,6 +58,7 @@ Progress goes to stderr. The full run takes about 10 minutes on 2 cores, --quick
 """
 
 import argparse
+import mmap
 import os
 import platform
 import select
@@ -525,7 +526,6 @@ def warm_memory(gib):
     The pages written here are the ones the kernel hands out first after the unmap, so a
     phase that follows runs on memory the host backs, whatever the phases before it
     left, and the inits compare on equal terms."""
-    import mmap
     size = gib << 30
     chunk = bytes(1 << 24)
     started = time.monotonic()

@@ -805,6 +805,18 @@ impl Pidvisor {
         main.expect("found by wait_until")
     }
 
+    /// A child of pidvisor that runs `comm`, once there is one: a service that prints
+    /// and then execs is seen by its lines before its exec.
+    pub fn child_running(&mut self, comm: &str) -> ProcStat {
+        let pidvisor = self.host_pid();
+        let mut child = None;
+        self.wait_until(&format!("a child of pidvisor runs {comm}"), |_| {
+            child = children_of(pidvisor).into_iter().find(|p| p.comm == comm);
+            child.is_some()
+        });
+        child.expect("found by wait_until")
+    }
+
     /// Sends SIGTERM, waits for the exit (with [`PATIENCE`]) and checks that it is a clean
     /// one: exit code 0, as for a container without a main command that was asked to stop.
     pub fn shut_down(self) -> Run {

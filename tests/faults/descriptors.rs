@@ -3,7 +3,7 @@
 //! the system call and the fix, as for any broken service; the others run, and keep
 //! enough descriptors to be restarted.
 
-use crate::harness::{children_of, heavy};
+use crate::harness::heavy;
 use crate::layout::{Layout, log_count};
 
 const SERVICES: usize = 40;
@@ -31,14 +31,8 @@ fn services_that_cannot_get_descriptors_are_left_out_and_the_others_run() {
     );
     let first = layout.wait_for_lines(&mut pidvisor, "started", running);
     // The ones that run can still be restarted: kill one, it comes back.
-    let root = pidvisor.host_pid();
     // A service writes its line, then execs `sleep`: wait for an exec, not just the lines.
-    let mut sleeping = None;
-    pidvisor.wait_until("a service sleeps", |_| {
-        sleeping = children_of(root).into_iter().find(|p| p.comm == "sleep");
-        sleeping.is_some()
-    });
-    let victim = sleeping.expect("a running service");
+    let victim = pidvisor.child_running("sleep");
     // SAFETY: kill has no memory-safety preconditions.
     assert_eq!(unsafe { libc::kill(victim.pid, libc::SIGKILL) }, 0);
     layout.wait_for_lines(&mut pidvisor, "started", running + 1);

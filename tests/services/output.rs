@@ -126,14 +126,7 @@ fn pidvisor_holds_one_descriptor_per_relayed_stream_and_restarts_still_relay() {
     });
     let root = pidvisor.host_pid();
     // The second run prints, then execs `sleep`: wait for the exec, not just the lines.
-    let mut sleeping = None;
-    pidvisor.wait_until("the second run sleeps", |_| {
-        sleeping = children_of(root)
-            .into_iter()
-            .find(|child| child.comm == "sleep");
-        sleeping.is_some()
-    });
-    let service = sleeping.expect("the second run, sleeping");
+    let service = pidvisor.child_running("sleep");
     let held = fd_targets(root);
     for fd in [1, 2] {
         let pipe = fs::read_link(format!("/proc/{}/fd/{fd}", service.pid))
